@@ -1,0 +1,183 @@
+"""Full-ranking, filtered evaluation (protocol v1) and the two baselines.
+
+For each example every movie is scored, the movies the user watched before ``t`` are dropped,
+and the target's rank among the rest is ``1 + #higher + 0.5 * #other equal``. Ties count half,
+so a model that scores everything alike gets the rank random guessing would get on average.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from featint.task import Features, NextMovieTask
+
+METRICS = ("mean_rank", "median_rank", "mrr", "hr@10", "ndcg@10")
+#: Which direction is better for each metric.
+HIGHER_IS_BETTER = {"mean_rank": False, "median_rank": False, "mrr": True, "hr@10": True,
+                    "ndcg@10": True}
+
+
+def quick() -> bool:
+    """True when ``FEATINT_QUICK`` is set to a true value: shrink work so notebooks run in
+    seconds (tests set it); results are then only smoke checks."""
+    return os.environ.get("FEATINT_QUICK", "").lower() not in ("", "0", "false", "no")
+
+
+def rank_of_target(scores: torch.Tensor, target: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
+    """Filtered rank of each target.
+
+    ``scores``: ``(batch, num_items)``; ``target``: ``(batch,)``; ``seen``: ``(batch,
+    num_items)`` True for movies to drop (watched before ``t``; never the target).
+    Returns ``(batch,)`` float64 ranks, 1 = best.
+    """
+    s_target = scores.gather(1, target[:, None])
+    remaining = ~seen
+    higher = ((scores > s_target) & remaining).sum(1)
+    equal = ((scores == s_target) & remaining).sum(1) - 1  # the target ties with itself
+    return 1.0 + higher.double() + 0.5 * equal.double()
+
+
+def metrics(ranks: np.ndarray, k: int = 10) -> dict[str, float]:
+    """Mean and median rank, MRR, HR@k and NDCG@k of an array of ranks (one relevant item,
+    so the ideal DCG is 1 and NDCG is ``1 / log2(rank + 1)`` inside the top k)."""
+    r = np.asarray(ranks, dtype=np.float64)
+    hit = r <= k
+    return {
+        "mean_rank": float(r.mean()),
+        "median_rank": float(np.median(r)),
+        "mrr": float((1.0 / r).mean()),
+        f"hr@{k}": float(hit.mean()),
+        f"ndcg@{k}": float(np.where(hit, 1.0 / np.log2(r + 1.0), 0.0).mean()),
+    }
+
+
+def bootstrap(
+    ranks: np.ndarray, num_samples: int = 1000, level: float = 0.95, seed: int = 0
+) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap interval of every metric, resampling test examples."""
+    rng = np.random.default_rng(seed)
+    r = np.asarray(ranks, dtype=np.float64)
+    samples = [metrics(r[rng.integers(0, len(r), len(r))]) for _ in range(num_samples)]
+    stats = {name: [s[name] for s in samples] for name in METRICS}
+    lo, hi = (1 - level) / 2 * 100, (1 + level) / 2 * 100
+    return {name: (float(np.percentile(v, lo)), float(np.percentile(v, hi)))
+            for name, v in stats.items()}
+
+
+@dataclass
+class Evaluation:
+    """Ranks of the evaluated examples, their metrics and 95% bootstrap intervals."""
+
+    ranks: np.ndarray
+    examples: np.ndarray
+    metrics: dict[str, float]
+    intervals: dict[str, tuple[float, float]]
+
+    def row(self) -> dict[str, float]:
+        """Metrics and interval ends as one flat dict (``hr@10``, ``hr@10_lo``, ...)."""
+        out = dict(self.metrics)
+        for name, (lo, hi) in self.intervals.items():
+            out[f"{name}_lo"], out[f"{name}_hi"] = lo, hi
+        return out
+
+
+def subsample(examples: np.ndarray, limit: int | None) -> np.ndarray:
+    """At most ``limit`` examples, evenly spread (deterministic)."""
+    if limit is None or len(examples) <= limit:
+        return examples
+    return examples[np.linspace(0, len(examples) - 1, limit).round().astype(np.int64)]
+
+
+@torch.no_grad()
+def rank_examples(
+    model: nn.Module, task: NextMovieTask, examples: np.ndarray, batch_size: int = 512,
+    device: str | torch.device = "cpu", progress: bool = False,
+) -> np.ndarray:
+    """Filtered rank of the target of each example: one batched call scores all movies."""
+    was_training = model.training
+    model.eval()
+    all_items = torch.arange(task.num_items, device=device)
+    # Batches of similar history length pad less; ranks are put back in the given order.
+    by_length = np.argsort(task.t[examples], kind="stable")
+    ranks = np.empty(len(examples))
+    try:
+        for start in tqdm(range(0, len(examples), batch_size), desc="ranking", leave=False,
+                          disable=not progress, mininterval=1.0):
+            rows = by_length[start:start + batch_size]
+            ex = examples[rows]
+            scores = model(task.context(ex).to(device), all_items).float()
+            target = torch.from_numpy(task.target[ex]).to(device)
+            seen = task.seen_before(ex).to(device)
+            ranks[rows] = rank_of_target(scores, target, seen).cpu().numpy()
+    finally:
+        model.train(was_training)
+    return ranks
+
+
+def evaluate(
+    model: nn.Module, task: NextMovieTask, split: str = "test", limit: int | None = None,
+    batch_size: int = 512, device: str | torch.device = "cpu", progress: bool = True,
+    bootstrap_samples: int = 1000,
+) -> Evaluation:
+    """Rank every example of ``split`` against all movies and summarise.
+
+    ``limit`` caps the number of examples (evenly spread); in quick mode it defaults to 2000.
+    """
+    if limit is None and quick():
+        limit = 2000
+    examples = subsample(task.examples(split), limit)
+    ranks = rank_examples(model, task, examples, batch_size, device, progress)
+    return Evaluation(ranks, examples, metrics(ranks), bootstrap(ranks, bootstrap_samples))
+
+
+class Popularity(nn.Module):
+    """Baseline: score every movie by its number of train ratings, the same for every user."""
+
+    def __init__(self, task: NextMovieTask) -> None:
+        super().__init__()
+        self.register_buffer("counts", torch.from_numpy(task.popularity()).float())
+
+    def forward(self, context: Features, items: torch.Tensor) -> torch.Tensor:
+        return self.counts[items].expand(context.idx.shape[0], *items.shape[-1:])
+
+
+class RandomScores(nn.Module):
+    """Baseline: independent uniform random scores, from a seeded generator."""
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__()
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def forward(self, context: Features, items: torch.Tensor) -> torch.Tensor:
+        shape = (context.idx.shape[0], *items.shape[-1:])
+        return torch.rand(shape, generator=self.generator, dtype=torch.float64).to(items.device)
+
+
+def leaderboard(results: dict[str, dict[str, float]]) -> pd.DataFrame:
+    """A table with one row per model: each metric as ``value [lo, hi]`` where intervals exist,
+    sorted by HR@10."""
+    rows = {}
+    for name, row in results.items():
+        cells = {}
+        for m in METRICS:
+            if m not in row:
+                continue
+            digits = 1 if "rank" in m else 4
+            text = f"{row[m]:.{digits}f}"
+            if f"{m}_lo" in row:
+                text += f" [{row[m + '_lo']:.{digits}f}, {row[m + '_hi']:.{digits}f}]"
+            cells[m] = text
+        for extra in ("params", "train_seconds", "epochs"):
+            if extra in row and not (isinstance(row[extra], float) and math.isnan(row[extra])):
+                cells[extra] = row[extra]
+        rows[name] = cells
+    order = sorted(results, key=lambda n: -results[n].get("hr@10", 0.0))
+    return pd.DataFrame.from_dict(rows, orient="index").loc[order]

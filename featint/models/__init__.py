@@ -1,0 +1,47 @@
+"""One module per architecture, each registered under its name.
+
+Every model has the same constructor, ``Model(schema, items, **hyperparameters)``, and the same
+call, ``model(context, items) -> logits``:
+
+- ``context``: :class:`featint.task.Features` of shape ``(batch, context_slots)``;
+- ``items``: movie indices, ``(batch, candidates)`` -> logits ``(batch, candidates)``
+  (training: the target and its negatives), or ``(num_items,)`` -> ``(batch, num_items)``
+  (ranking: every context against the same movies, the context side computed once).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from featint.task import NextMovieTask
+
+MODELS: dict[str, type[nn.Module]] = {}
+
+
+def register(name: str):
+    """Class decorator: make a model available to ``build_model``, ``fit`` and the CLI."""
+
+    def add(cls: type[nn.Module]) -> type[nn.Module]:
+        MODELS[name] = cls
+        cls.registered_name = name
+        return cls
+
+    return add
+
+
+def build_model(name: str, task: NextMovieTask, seed: int = 0, **hparams: object) -> nn.Module:
+    """Create model ``name`` for ``task`` with its parameters initialised from ``seed``."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose from {', '.join(sorted(MODELS))}")
+    torch.manual_seed(seed)
+    return MODELS[name](task.schema, task.item_features(), **hparams)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+# Importing a model module registers it; the order is the order of the notebooks.
+from featint.models import linear, fm  # noqa: E402, F401, I001

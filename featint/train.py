@@ -1,0 +1,152 @@
+"""One ``fit`` for every model: BCE on the target and sampled negatives, Adam, early stopping.
+
+Each fit example contributes its true next movie (label 1) and ``num_negatives`` movies drawn
+uniformly from those the user had not watched before ``t`` (label 0), redrawn every epoch.
+After every epoch the model ranks the validation examples against all movies; training stops
+when the monitored metric has not improved for ``patience`` epochs, and the best weights are
+restored. The test set is never looked at.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from featint.evaluate import HIGHER_IS_BETTER, metrics, quick, rank_examples, subsample
+from featint.task import NextMovieTask
+
+
+@dataclass
+class History:
+    """What happened in ``fit``: one dict per epoch (loss, validation metrics, seconds)."""
+
+    epochs: list[dict[str, float]] = field(default_factory=list)
+    monitor: str = "mrr"
+    best_epoch: int = 0
+    seconds: float = 0.0
+
+    @property
+    def best(self) -> dict[str, float]:
+        return self.epochs[self.best_epoch - 1] if self.epochs else {}
+
+
+def default_device() -> torch.device:
+    """CUDA when available, else CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def length_bucketed_batches(
+    order: np.ndarray, length: np.ndarray, batch_size: int, rng: np.random.Generator,
+    chunk_batches: int = 32,
+) -> list[np.ndarray]:
+    """Split the shuffled ``order`` into batches of examples with similar history length.
+
+    The history bag is padded to the longest history in a batch; lengths range from 1 to
+    several hundred (mean about 70), so random batches would be mostly padding. Sorting by
+    length inside chunks of ``chunk_batches`` batches, then shuffling the batches, keeps the
+    epoch random while cutting the padding (a "sortish" sampler).
+    """
+    batches = []
+    chunk = batch_size * chunk_batches
+    for start in range(0, len(order), chunk):
+        part = order[start:start + chunk]
+        part = part[np.argsort(length[part], kind="stable")]
+        batches += [part[b:b + batch_size] for b in range(0, len(part), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def fit(
+    model: nn.Module,
+    task: NextMovieTask,
+    *,
+    epochs: int = 20,
+    batch_size: int = 1024,
+    lr: float = 1e-3,
+    weight_decay: float = 0.0,
+    num_negatives: int = 4,
+    patience: int = 3,
+    monitor: str = "mrr",
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    max_examples: int | None = None,
+    progress: bool = True,
+    verbose: bool = True,
+) -> History:
+    """Train ``model`` on the fit examples of ``task``; returns the :class:`History`.
+
+    ``max_examples`` caps fit and validation examples per epoch (quick mode: 4096 and 1000,
+    and at most 2 epochs). ``seed`` fixes the shuffling, the negatives and dropout.
+    """
+    if monitor not in HIGHER_IS_BETTER:
+        raise ValueError(f"unknown monitor {monitor!r}; choose from {list(HIGHER_IS_BETTER)}")
+    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("patience", patience)):
+        if value < 1:
+            raise ValueError(f"{name} must be at least 1, got {value}")
+    if num_negatives < 1:
+        raise ValueError(f"num_negatives must be at least 1, got {num_negatives}")
+    val_limit = None
+    if quick():
+        epochs, max_examples, val_limit = min(epochs, 2), min(max_examples or 4096, 4096), 1000
+    device = torch.device(device) if device is not None else default_device()
+    model.to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    fit_examples = task.examples("fit")
+    valid_examples = subsample(task.examples("valid"), val_limit)
+    labels = torch.zeros(1 + num_negatives, device=device)
+    labels[0] = 1.0
+    sign = 1.0 if HIGHER_IS_BETTER[monitor] else -1.0
+
+    torch.manual_seed(seed)
+    history = History(monitor=monitor)
+    best_value, best_state, stale = -np.inf, None, 0
+    start = time.perf_counter()
+    for epoch in range(1, epochs + 1):
+        rng = np.random.default_rng([seed, epoch])
+        batches = length_bucketed_batches(
+            rng.permutation(fit_examples)[:max_examples], task.t, batch_size, rng)
+        model.train()
+        total, seen = 0.0, 0
+        bar = tqdm(batches, desc=f"epoch {epoch}/{epochs}", leave=False,
+                   disable=not progress, mininterval=1.0)
+        epoch_start = time.perf_counter()
+        for ex in bar:
+            negatives = task.sample_negatives(ex, num_negatives, rng)
+            candidates = torch.from_numpy(np.column_stack([task.target[ex], negatives]))
+            logits = model(task.context(ex).to(device), candidates.to(device))
+            loss = F.binary_cross_entropy_with_logits(logits, labels.expand_as(logits))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(ex)
+            seen += len(ex)
+            bar.set_postfix(loss=f"{total / seen:.4f}", refresh=False)
+        train_seconds = time.perf_counter() - epoch_start
+        valid = metrics(rank_examples(model, task, valid_examples, device=device))
+        row = {"epoch": epoch, "loss": total / seen, "seconds": train_seconds,
+               **{f"valid_{k}": v for k, v in valid.items()}}
+        history.epochs.append(row)
+        value = sign * valid[monitor]
+        improved = value > best_value
+        if improved:
+            best_value, best_state, stale = value, copy.deepcopy(model.state_dict()), 0
+            history.best_epoch = epoch
+        else:
+            stale += 1
+        if verbose:
+            tqdm.write(f"epoch {epoch:2d}  loss {row['loss']:.4f}  valid mrr {valid['mrr']:.4f}"
+                       f"  hr@10 {valid['hr@10']:.4f}  mean rank {valid['mean_rank']:.1f}"
+                       f"  ({train_seconds:.1f}s){'  *' if improved else ''}")
+        if stale >= patience:
+            break
+    history.seconds = time.perf_counter() - start
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return history

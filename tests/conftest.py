@@ -1,0 +1,33 @@
+"""Shared fixtures. Tests that need the real MovieLens files use ``ml``/``task``; they run
+wherever the data is available without downloading (``FEATINT_DATA_DIR`` or the user cache),
+are skipped elsewhere, and fail under CI, where the data must be there."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from featint.data import DataError, load_movielens
+from featint.synthetic import synthetic_movielens
+from featint.task import build_task
+
+
+@pytest.fixture(scope="session")
+def ml():
+    try:
+        return load_movielens(download_missing=False)
+    except DataError as err:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"MovieLens 100K not available locally: {err}")
+
+
+@pytest.fixture(scope="session")
+def task(ml):
+    return build_task(ml)
+
+
+@pytest.fixture(scope="session")
+def synthetic_task():
+    return build_task(synthetic_movielens(seed=0))
