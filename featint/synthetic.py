@@ -52,7 +52,7 @@ def synthetic_movielens(
     years = rng.integers(1950, 1999, num_items)
     items = pd.DataFrame({
         "item": np.arange(1, num_items + 1),
-        "title": [f"Synthetic movie {i} ({y})" for i, y in zip(range(1, num_items + 1), years)],
+        "title": [f"Synthetic movie {i + 1} ({y})" for i, y in enumerate(years)],
         "release_date": pd.to_datetime([f"{y}-01-01" for y in years]),
     })
     items = pd.concat([items, pd.DataFrame(flags, columns=list(GENRES))], axis=1)
@@ -71,7 +71,7 @@ def synthetic_movielens(
             order.append(i)
             weight[i] = 0.0
         stamps = clock + np.cumsum(rng.integers(1, 5_000, n))
-        for i, ts in zip(order, stamps):
+        for i, ts in zip(order, stamps, strict=True):
             rating = int(np.clip(round(rng.normal(4.0 if likes[i] else 2.5, 1.0)), 1, 5))
             rows.append((u + 1, i + 1, rating, int(ts)))
     ratings = pd.DataFrame(rows, columns=["user", "item", "rating", "timestamp"])

@@ -68,7 +68,7 @@ def fit(
     *,
     epochs: int = 20,
     batch_size: int = 1024,
-    lr: float = 1e-3,
+    lr: float = 5e-3,
     weight_decay: float = 0.0,
     num_negatives: int = 4,
     patience: int = 3,
