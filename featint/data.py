@@ -108,7 +108,7 @@ def verify(directory: Path, fix: str) -> None:
 
 
 def download(
-    target: Path | None = None, url: str = ML100K_URL, md5: str = ML100K_MD5
+    target: Path | None = None, url: str | None = None, md5: str = ML100K_MD5
 ) -> Path:
     """Download ``ml-100k.zip``, check its md5, extract it to ``target`` and verify every file.
 
@@ -117,6 +117,7 @@ def download(
     """
     import pooch  # imported here: only the download path needs it (and requests)
 
+    url = url or ML100K_URL
     target = Path(target) if target is not None else cache_dir() / "ml-100k"
     target.parent.mkdir(parents=True, exist_ok=True)
     fix = (

@@ -264,7 +264,7 @@ def build_task(ml: MovieLens) -> NextMovieTask:
                        np.searchsorted(occ_vocab, users["occupation"].to_numpy())[ex_user]),
         "zip": (len(zip_vocab), np.searchsorted(zip_vocab, zip_code)[ex_user]),
         "hour": (24, when.hour.to_numpy()),
-        "weekday": (7, when.weekday.to_numpy()),
+        "weekday": (7, when.day_of_week.to_numpy()),
         "gap": (len(GAP_EDGES) + 1, _bucket(ts[cur] - ts[prev], GAP_EDGES)),
         "last_movie": (num_items, i[prev]),
         "last_rating": (5, r[prev].astype(np.int64) - 1),

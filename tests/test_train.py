@@ -1,0 +1,179 @@
+"""``featint.train.fit`` on the synthetic task: seeding, early stopping, history, arguments,
+and the point of the whole project in miniature: FM learns the planted interaction, the
+linear model cannot."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import featint.train as train
+from featint.evaluate import METRICS, evaluate, metrics, rank_examples
+from featint.models import build_model
+from featint.synthetic import synthetic_movielens
+from featint.task import SPLIT_CODES, build_task
+from featint.train import History, fit
+
+QUICK_FIT = dict(epochs=2, batch_size=256, lr=1e-2, device="cpu", progress=False, verbose=False)
+
+
+@pytest.fixture(autouse=True)
+def full_mode(monkeypatch):
+    monkeypatch.delenv("FEATINT_QUICK", raising=False)
+
+
+def state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def same_state(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def without_seconds(history: History) -> list[dict[str, float]]:
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in history.epochs]
+
+
+def test_fit_is_deterministic_per_seed(synthetic_task):
+    runs = []
+    for seed in (0, 0, 1):
+        model = build_model("fm", synthetic_task, seed=0)
+        history = fit(model, synthetic_task, seed=seed, **QUICK_FIT)
+        runs.append((without_seconds(history), history.best_epoch, state(model)))
+    assert runs[0][0] == runs[1][0] and runs[0][1] == runs[1][1]
+    assert same_state(runs[0][2], runs[1][2])
+    # another seed shuffles and samples differently
+    assert runs[0][0] != runs[2][0]
+    assert not same_state(runs[0][2], runs[2][2])
+
+
+def test_history_fields(synthetic_task):
+    model = build_model("fm", synthetic_task)
+    history = fit(model, synthetic_task, epochs=3, patience=5, monitor="mrr", **{
+        k: v for k, v in QUICK_FIT.items() if k != "epochs"})
+    assert isinstance(history, History) and history.monitor == "mrr"
+    assert [row["epoch"] for row in history.epochs] == [1, 2, 3]
+    for row in history.epochs:
+        assert set(row) == {"epoch", "loss", "seconds", *(f"valid_{m}" for m in METRICS)}
+        assert np.isfinite(row["loss"]) and 0 < row["loss"]
+        assert row["seconds"] >= 0
+        assert 1 <= row["valid_mean_rank"] <= synthetic_task.num_items
+    mrr = [row["valid_mrr"] for row in history.epochs]
+    assert history.best_epoch == 1 + int(np.argmax(mrr))  # the first best
+    assert history.best == history.epochs[history.best_epoch - 1]
+    assert history.seconds >= sum(row["seconds"] for row in history.epochs)
+    assert History().best == {}
+    assert not model.training  # fit leaves the model ready to evaluate
+
+
+def test_restored_weights_give_the_best_validation(synthetic_task):
+    task = synthetic_task
+    model = build_model("fm", task)
+    history = fit(model, task, epochs=4, batch_size=256, lr=1e-2, device="cpu",
+                  progress=False, verbose=False)
+    valid = metrics(rank_examples(model, task, task.examples("valid")))
+    assert {f"valid_{k}": v for k, v in valid.items()} == {
+        k: v for k, v in history.best.items() if k.startswith("valid_")}
+
+
+def scripted(monkeypatch, monitor: str, values: list[float]) -> list[dict]:
+    """Make ``fit`` see ``values`` as its validation metric, epoch after epoch, and keep a
+    copy of the weights it validated each time."""
+    snapshots: list[dict] = []
+    script = iter(values)
+    real_rank_examples = train.rank_examples
+
+    def rank_and_snapshot(model, *args, **kwargs):
+        snapshots.append(state(model))
+        return real_rank_examples(model, *args, **kwargs)
+
+    def scripted_metrics(ranks):
+        out = metrics(ranks)
+        out[monitor] = next(script)
+        return out
+
+    monkeypatch.setattr(train, "rank_examples", rank_and_snapshot)
+    monkeypatch.setattr(train, "metrics", scripted_metrics)
+    return snapshots
+
+
+@pytest.mark.parametrize("monitor, values, best, stopped", [
+    ("mrr", [0.1, 0.5, 0.2, 0.3, 0.9], 2, 4),           # higher is better, patience 2
+    ("mean_rank", [50, 40, 45, 30, 35, 36, 1], 4, 6),   # lower is better
+    ("hr@10", [0.2, 0.2, 0.2, 0.9], 1, 3),              # a tie is no improvement
+])
+def test_early_stopping_restores_the_best_epoch(synthetic_task, monkeypatch, monitor, values,
+                                                best, stopped):
+    snapshots = scripted(monkeypatch, monitor, values)
+    model = build_model("fm", synthetic_task)
+    history = fit(model, synthetic_task, epochs=10, patience=2, monitor=monitor,
+                  **{k: v for k, v in QUICK_FIT.items() if k != "epochs"})
+    assert len(history.epochs) == len(snapshots) == stopped
+    assert history.best_epoch == best
+    assert history.best[f"valid_{monitor}"] == values[best - 1]
+    assert same_state(state(model), snapshots[best - 1])
+    assert not same_state(state(model), snapshots[-1])  # the weights did move after the best
+
+
+def test_epochs_caps_training(synthetic_task, monkeypatch):
+    scripted(monkeypatch, "mrr", [0.1, 0.2, 0.3, 0.4, 0.5])
+    model = build_model("linear", synthetic_task)
+    history = fit(model, synthetic_task, epochs=3, patience=1,
+                  **{k: v for k, v in QUICK_FIT.items() if k != "epochs"})
+    assert len(history.epochs) == 3 and history.best_epoch == 3
+
+
+def test_quick_mode_caps_epochs(synthetic_task, monkeypatch):
+    monkeypatch.setenv("FEATINT_QUICK", "1")
+    model = build_model("linear", synthetic_task)
+    history = fit(model, synthetic_task, epochs=5, patience=5,
+                  **{k: v for k, v in QUICK_FIT.items() if k != "epochs"})
+    assert len(history.epochs) == 2
+
+
+def test_fit_never_looks_at_the_test_set(monkeypatch):
+    task = build_task(synthetic_movielens(seed=0))  # its own: the context is patched
+    used: list[np.ndarray] = []
+    real_context = type(task).context
+    monkeypatch.setattr(task, "context", lambda ex: used.append(ex) or real_context(task, ex))
+    fit(build_model("fm", task), task, **QUICK_FIT)
+    used_all = np.concatenate(used)
+    assert np.all(task.split[used_all] != SPLIT_CODES["test"])
+    assert set(task.split[used_all]) == {SPLIT_CODES["fit"], SPLIT_CODES["valid"]}
+
+
+@pytest.mark.parametrize("bad", [
+    dict(epochs=0), dict(batch_size=0), dict(patience=0), dict(num_negatives=0),
+    dict(monitor="auc"), dict(epochs=-1),
+])
+def test_bad_arguments(synthetic_task, bad):
+    model = build_model("linear", synthetic_task)
+    before = state(model)
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        fit(model, synthetic_task, progress=False, verbose=False, **bad)
+    assert same_state(state(model), before)
+
+
+def test_length_bucketed_batches_cover_every_example_once():
+    rng = np.random.default_rng(0)
+    order = rng.permutation(1000)
+    length = rng.integers(1, 500, 1000)
+    batches = train.length_bucketed_batches(order, length, 64, rng, chunk_batches=4)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(1000))
+    assert all(len(b) <= 64 for b in batches)
+    assert all(np.all(np.diff(length[b]) >= 0) for b in batches)  # sorted inside a batch
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_fm_learns_the_planted_interaction_linear_cannot(synthetic_task, seed):
+    task = synthetic_task
+    result = {}
+    for name in ("linear", "fm"):
+        model = build_model(name, task, seed=seed)
+        fit(model, task, epochs=4, batch_size=256, lr=1e-2, seed=seed, device="cpu",
+            progress=False, verbose=False)
+        result[name] = evaluate(model, task, progress=False, bootstrap_samples=10).metrics
+    # about 0.17 against 0.09 (and mean rank about 34 against 59)
+    assert result["fm"]["hr@10"] > result["linear"]["hr@10"] + 0.04
+    assert result["fm"]["mean_rank"] < 0.8 * result["linear"]["mean_rank"]
