@@ -10,7 +10,7 @@ TORCH ?= torch==2.13.0
 RESULTS ?= results
 BOOK_FLAGS := --config book/_config.yml --toc book/_toc.yml -W -n --keep-going
 
-.PHONY: setup run test lint unit notebooks book lab outputs clean
+.PHONY: setup run bench test lint unit notebooks book lab outputs clean
 
 setup: $(VENV)/.ready
 
@@ -20,8 +20,16 @@ $(VENV)/.ready: pyproject.toml
 	$(BIN)/python -m pip install -e ".[dev]"
 	touch $@
 
+# All registered models, seeds 0 1 2, the shared budget (see featint/compare.py). Extra flags
+# through COMPARE_FLAGS, e.g. `make run COMPARE_FLAGS=--resume` after an interruption.
 run: setup
-	$(BIN)/featint compare --out $(RESULTS)
+	$(BIN)/featint compare --out $(RESULTS) $(COMPARE_FLAGS)
+
+# Training throughput, full test ranking time, peak memory and size per model against the
+# targets, FM's naive vs sum-square pairwise term, and the main command timed with one seed
+# (minutes; `make bench BENCH_FLAGS=--skip-main` leaves it out). Quote figures from an idle machine.
+bench: setup
+	$(BIN)/python benchmarks/bench.py $(BENCH_FLAGS)
 
 test: setup lint unit notebooks book
 
@@ -37,6 +45,8 @@ notebooks: setup
 	FEATINT_QUICK=1 OMP_NUM_THREADS=1 TQDM_DISABLE=1 MPLBACKEND=Agg \
 		$(BIN)/pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=600 notebooks
 
+# The book renders the outputs stored in the notebooks (nothing is executed); MathJax comes
+# from the sphinx-mathjax-offline package and is copied into the site, so it reads offline.
 book: setup
 	rm -rf _build/html
 	$(BIN)/jupyter-book build . $(BOOK_FLAGS)
@@ -44,12 +54,19 @@ book: setup
 # Re-execute every notebook in full mode and store its outputs (slow: trains every model).
 outputs: setup
 	for nb in notebooks/*.ipynb; do \
-		MPLBACKEND=Agg $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+		$(BIN)/jupyter nbconvert --to notebook --execute --inplace \
 			--ExecutePreprocessor.timeout=-1 --ExecutePreprocessor.record_timing=False $$nb \
 		&& $(BIN)/jupytext --sync $$nb || exit 1; done
 
+# JupyterLab on the repository, opened at the notebooks; jupytext keeps each .py twin in sync.
 lab: setup
 	$(BIN)/jupyter lab notebooks
+
+# The pre-commit hooks (ruff, jupytext pair sync) on every tracked file. They are local
+# `language: system` hooks, so they run offline with the tools of $(VENV).
+.PHONY: precommit
+precommit: setup
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pre-commit run --all-files --show-diff-on-failure
 
 clean:
 	rm -rf _build $(RESULTS) .pytest_cache
