@@ -31,7 +31,7 @@ run: setup
 bench: setup
 	$(BIN)/python benchmarks/bench.py $(BENCH_FLAGS)
 
-test: setup lint unit notebooks book
+test: setup lint precommit unit notebooks book
 
 lint: setup
 	$(BIN)/ruff check .
