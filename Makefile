@@ -26,8 +26,9 @@ run: setup
 	$(BIN)/featint compare --out $(RESULTS) $(COMPARE_FLAGS)
 
 # Training throughput, full test ranking time, peak memory and size per model against the
-# targets, FM's naive vs sum-square pairwise term, and the main command timed with one seed
-# (minutes; `make bench BENCH_FLAGS=--skip-main` leaves it out). Quote figures from an idle machine.
+# targets, FM's naive vs sum-square pairwise term, and the one-seed time of the main command
+# read from results/ (`make bench BENCH_FLAGS="--main run"` times it here instead: long).
+# Quote figures from an idle machine.
 bench: setup
 	$(BIN)/python benchmarks/bench.py $(BENCH_FLAGS)
 

@@ -1,0 +1,327 @@
+"""Speed and memory of featint's models, against the project's targets (``make bench``).
+
+For every registered model, in a fresh subprocess of its own (so that one model's memory does
+not count against the next):
+
+- training throughput: examples per second over a fixed number of training steps (batches of
+  1024 fit examples, each with its target and 4 sampled negatives; the count includes the
+  negatives, i.e. 5 scored (context, movie) pairs per example), after two warm-up steps;
+- ranking time: the full filtered ranking of the test set, 20,187 contexts x 1682 movies, with
+  :func:`featint.evaluate.rank_examples` (the call the evaluation makes; an untrained model
+  does the same arithmetic as a trained one);
+- peak memory: the peak resident set size of the subprocess (``resource.getrusage``
+  ``ru_maxrss``), which covers torch's allocations that ``tracemalloc`` cannot see. It includes
+  Python, torch and the task arrays, so the resident size right after building the task is
+  printed too; the difference is what training and ranking the model added;
+- parameter count.
+
+Then the cost of FM's pairwise term, naive O(k n^2) (all pairs through the Gram matrix of the
+``x_i v_i``) against the sum-square trick O(k n) of :func:`featint.layers.fm_interaction`, as the
+number of non-zero features n grows. Last, the main command (every model, one seed): by default
+read from the results of the last ``make run`` (``results/results.json``: the training and test
+ranking seconds of the first seed's runs, recorded as they ran), or, with ``--main run``, timed
+here end to end (``featint compare --seeds 0``: data loading and bootstrap included; long).
+
+Targets (2 CPU cores): full ranking <= 5 s for fm, ffm and nfm and <= 60 s for every model;
+the main command, all models, one seed, <= 10 minutes. Timings depend on the machine and on
+what else runs on it: run on an idle machine for numbers to quote.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from featint.compare import RESULTS_FILE, Budget, model_hparams, ordered
+from featint.evaluate import rank_examples
+from featint.layers import fm_interaction
+from featint.models import MODELS, build_model, count_parameters
+
+RANK_TARGET_FAST = 5.0  # seconds, for the models below
+FAST_MODELS = ("fm", "ffm", "nfm")
+RANK_TARGET_ANY = 60.0
+MAIN_TARGET = 600.0  # all models, one seed
+REPO = Path(__file__).resolve().parents[1]
+
+
+def current_rss_mb() -> float:
+    """Resident set size now (Linux ``/proc/self/statm``; elsewhere the peak so far)."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return peak_rss_mb()
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process (``ru_maxrss``: KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+
+
+def measure_model(name: str, batches: int, data_dir: str | None) -> dict[str, float]:
+    """Throughput, ranking time, memory and size of model ``name`` (run in a subprocess)."""
+    import featint
+    from featint.train import length_bucketed_batches
+
+    task = featint.build_task(featint.load_movielens(data_dir))
+    base_rss = current_rss_mb()
+    budget = Budget()
+    model = build_model(name, task, seed=0, **model_hparams(name, budget))
+    optimizer = torch.optim.Adam(model.parameters(), lr=budget.lr)
+    rng = np.random.default_rng(0)
+    order = length_bucketed_batches(rng.permutation(task.examples("fit")), task.t,
+                                    budget.batch_size, rng)
+    warmup = 2
+    steps = order[: warmup + batches]
+    labels = torch.zeros(1 + budget.num_negatives)
+    labels[0] = 1.0
+    model.train()
+    pairs = 0
+    for step, ex in enumerate(steps):
+        if step == warmup:
+            start, pairs = time.perf_counter(), 0
+        negatives = task.sample_negatives(ex, budget.num_negatives, rng)
+        candidates = torch.from_numpy(np.column_stack([task.target[ex], negatives]))
+        logits = model(task.context(ex), candidates)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(
+            logits, labels.expand_as(logits))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        pairs += logits.numel()
+    train_seconds = time.perf_counter() - start
+    test = task.examples("test")
+    start = time.perf_counter()
+    rank_examples(model, task, test)
+    rank_seconds = time.perf_counter() - start
+    return {
+        "model": name,
+        "params": count_parameters(model),
+        "train_pairs_per_s": pairs / train_seconds,
+        "train_examples_per_s": pairs / (1 + budget.num_negatives) / train_seconds,
+        "rank_seconds": rank_seconds,
+        "rank_examples": len(test),
+        "fit_examples": len(task.examples("fit")),
+        "valid_examples": len(task.examples("valid")),
+        "base_rss_mb": base_rss,
+        "peak_rss_mb": peak_rss_mb(),
+        "threads": torch.get_num_threads(),
+    }
+
+
+def run_isolated(name: str, batches: int, data_dir: str | None) -> dict[str, float]:
+    """:func:`measure_model` in a fresh Python process; returns its figures."""
+    cmd = [sys.executable, __file__, "--one", name, "--batches", str(batches)]
+    if data_dir:
+        cmd += ["--data-dir", data_dir]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        tail = done.stderr.strip().splitlines()[-1:] or ["no output"]
+        return {"model": name, "error": tail[0]}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def naive_pairwise(xv: torch.Tensor) -> torch.Tensor:
+    """``sum_{s<t} <x_s v_s, x_t v_t>`` through all n^2 dot products: the Gram matrix of the
+    slots, minus its diagonal, halved. ``(batch, n, k)`` -> ``(batch,)``; O(k n^2)."""
+    gram = xv @ xv.transpose(-1, -2)
+    return 0.5 * (gram.sum((-1, -2)) - gram.diagonal(dim1=-2, dim2=-1).sum(-1))
+
+
+def best_time(fn, xv: torch.Tensor, repeat: int = 5) -> float:
+    """Fastest of ``repeat`` timed calls (after one warm-up): the least disturbed one."""
+    fn(xv)
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn(xv)
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def fm_scaling(sizes: tuple[int, ...] = (16, 32, 64, 128, 256, 512, 1024, 2048),
+               batch: int = 16, k: int = 16) -> list[dict[str, float]]:
+    """Time the naive and the sum-square pairwise term for growing numbers of features."""
+    rows = []
+    gen = torch.Generator().manual_seed(0)
+    for n in sizes:
+        xv = torch.randn(batch, n, k, generator=gen, dtype=torch.float64)
+        assert torch.allclose(naive_pairwise(xv), fm_interaction(xv), rtol=1e-9, atol=1e-6)
+        xv = xv.float()
+        rows.append({"n": n, "naive_ms": best_time(naive_pairwise, xv) * 1e3,
+                     "sum_square_ms": best_time(fm_interaction, xv) * 1e3})
+    return rows
+
+
+def slope(rows: list[dict[str, float]], key: str) -> float:
+    """Exponent of the growth with n on the larger half of the sizes (log-log fit)."""
+    half = rows[len(rows) // 2:]
+    n = np.log([r["n"] for r in half])
+    t = np.log([r[key] for r in half])
+    return float(np.polyfit(n, t, 1)[0])
+
+
+def time_main(models: list[str], data_dir: str | None, keep: Path | None = None) -> float:
+    """Seconds of ``featint compare --seeds 0`` on ``models``, end to end, into ``keep`` (or
+    a temporary folder)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = str(keep) if keep is not None else tmp
+        cmd = [sys.executable, "-m", "featint", "compare", "--seeds", "0", "--quiet",
+               "--models", ",".join(models), "--out", out]
+        if data_dir:
+            cmd += ["--data-dir", data_dir]
+        env = {k: v for k, v in os.environ.items() if k != "FEATINT_QUICK"}
+        start = time.perf_counter()
+        subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
+        return time.perf_counter() - start
+
+
+def main_from_results(path: Path) -> tuple[float, str, bool] | None:
+    """Seconds the first seed's runs took in a finished, full (not quick) comparison, a
+    description of that run and whether it covers every registered model; None if there is
+    no such file."""
+    if not path.is_file():
+        return None
+    results = json.loads(path.read_text())
+    if not results.get("complete") or results["settings"]["quick"]:
+        return None
+    seed = min(results["settings"]["seeds"])
+    runs = [r for r in results["runs"] if r["seed"] == seed]
+    seconds = sum(r["train_seconds"] + r["rank_seconds"] for r in runs)
+    machine = results["machine"]
+    missing = sorted(set(MODELS) - {r["model"] for r in runs})
+    about = (f"{path}, seed {seed}, {len(runs)} runs, {machine['date']}, {machine['cpu']}, "
+             f"{machine['torch_threads']} torch threads"
+             + (f"; models not in it: {', '.join(missing)}" if missing else ""))
+    return seconds, about, not missing
+
+
+def verdict(measured: float, target: float) -> str:
+    return "PASS" if measured <= target else "MISS"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", default=None, help="comma-separated (default: all)")
+    parser.add_argument("--batches", type=int, default=20,
+                        help="timed training steps per model (default 20)")
+    parser.add_argument("--data-dir", default=None, help="the ml-100k folder")
+    parser.add_argument("--main", choices=("results", "run", "skip"), default="results",
+                        help="main command time: from the results of `make run` (default), "
+                             "timed here (long), or left out")
+    parser.add_argument("--results", type=Path, default=REPO / "results" / RESULTS_FILE,
+                        help="results file for --main results (default results/results.json)")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="--main run: keep its results here instead of a temp folder")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument("--one", default=None, help=argparse.SUPPRESS)  # the subprocess
+    args = parser.parse_args(argv)
+    if args.batches < 1:
+        parser.error(f"--batches must be at least 1, got {args.batches}")
+    if args.one:
+        print(json.dumps(measure_model(args.one, args.batches, args.data_dir)))
+        return 0
+
+    names = ordered(args.models.split(",") if args.models else list(MODELS))
+    unknown = [n for n in names if n not in MODELS]
+    if unknown:
+        parser.error(f"unknown model {unknown[0]!r}; registered: {', '.join(ordered(MODELS))}")
+    from featint.compare import cpu_model
+    from featint.data import DataError, find_data_dir
+
+    try:  # once here, rather than one failure per model
+        args.data_dir = str(find_data_dir(args.data_dir))
+    except DataError as err:
+        parser.error(str(err))
+
+    print(f"featint benchmarks: {cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__},"
+          f" OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
+    print("(figures depend on the machine and its load; quote them from an idle machine)\n")
+
+    figures: dict[str, object] = {"models": []}
+    head = (f"{'model':<16}{'params':>10}{'train ex/s':>12}{'pairs/s':>10}{'epoch s':>9}"
+            f"{'rank s':>9}{'target':>8}{'':>6}{'base MB':>9}{'peak MB':>9}")
+    print("Per model: training throughput (1 + 4 negatives per example), estimated epoch (one "
+          "pass over the fit examples + ranking the validation set), full test ranking "
+          "(20,187 x 1682), resident memory after loading the task and at its peak")
+    print(head)
+    misses = 0
+    for name in names:
+        row = run_isolated(name, args.batches, args.data_dir)
+        figures["models"].append(row)
+        if "error" in row:
+            print(f"{name:<16}failed: {row['error']}")
+            misses += 1
+            continue
+        row["epoch_seconds"] = (row["fit_examples"] / row["train_examples_per_s"]
+                                + row["valid_examples"] / row["rank_examples"]
+                                * row["rank_seconds"])
+        target = RANK_TARGET_FAST if name in FAST_MODELS else RANK_TARGET_ANY
+        mark = verdict(row["rank_seconds"], target)
+        misses += mark == "MISS"
+        print(f"{name:<16}{row['params']:>10,}{row['train_examples_per_s']:>12,.0f}"
+              f"{row['train_pairs_per_s']:>10,.0f}{row['epoch_seconds']:>9.1f}"
+              f"{row['rank_seconds']:>9.1f}"
+              f"{'<= ' + format(target, 'g'):>8}{mark:>6}{row['base_rss_mb']:>9.0f}"
+              f"{row['peak_rss_mb']:>9.0f}")
+
+    print("\nFM pairwise term, batch 16, k 16: naive O(k n^2) vs sum-square O(k n)")
+    rows = fm_scaling()
+    figures["fm_scaling"] = rows
+    print(f"{'n':>6}{'naive ms':>11}{'sum-square ms':>15}{'ratio':>8}")
+    for r in rows:
+        print(f"{r['n']:>6}{r['naive_ms']:>11.3f}{r['sum_square_ms']:>15.3f}"
+              f"{r['naive_ms'] / r['sum_square_ms']:>8.1f}")
+    naive, fast = slope(rows, "naive_ms"), slope(rows, "sum_square_ms")
+    print(f"growth exponent in n (larger half of the sizes): naive {naive:.2f}, sum-square "
+          f"{fast:.2f} (operation counts grow as n^2 and n)")
+    if naive > 2.2:
+        print("the naive form grows faster than n^2 here: its (batch, n, n) matrix of dot "
+              "products outgrows the CPU caches, so memory traffic adds to the arithmetic")
+
+    measured = [r for r in figures["models"] if "error" not in r]
+    if measured:
+        cap = Budget().epochs
+        worst = sum(cap * r["epoch_seconds"] + r["rank_seconds"] for r in measured)
+        print(f"\nEstimate of the main command, one seed, every model to the {cap}-epoch cap "
+              f"(early stopping only shortens it): {worst:.0f} s "
+              f"(target <= {MAIN_TARGET:.0f} s)")
+    seconds, every_model = None, set(names) == set(MODELS)
+    if args.main == "run":
+        print(f"\nMain command: featint compare --seeds 0 on {', '.join(names)} ...",
+              flush=True)
+        seconds = time_main(names, args.data_dir, args.keep)
+        print(f"main command, one seed, end to end: {seconds:.0f} s", end="")
+    elif args.main == "results":
+        found = main_from_results(args.results)
+        if found is None:
+            print(f"\nMain command: no finished full comparison at {args.results}; run `make "
+                  "run` first, or `--main run` to time one seed here (long)")
+        else:
+            seconds, about, every_model = found
+            print(f"\nMain command, from {about}:\none seed's training (with validation) and "
+                  f"test ranking: {seconds:.0f} s", end="")
+    if seconds is not None:
+        figures["main_seconds"] = seconds
+        mark = verdict(seconds, MAIN_TARGET) if every_model else "(not every model: no verdict)"
+        misses += mark == "MISS"
+        print(f" (target <= {MAIN_TARGET:.0f} s) {mark}")
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=1))
+    print(f"\n{misses} target(s) missed" if misses else "\nall targets met")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

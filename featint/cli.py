@@ -1,0 +1,210 @@
+"""The ``featint`` command (also ``python -m featint``).
+
+``featint compare``  train every model under one budget, print the leaderboard, write results
+``featint data``     find (or download) and verify MovieLens 100K, print the task's counts
+
+Argument mistakes end with a one-line message that names the problem and the fix, and exit
+status 2 (the argparse convention), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from featint.compare import BASELINES, ordered
+from featint.data import ENV_VAR, DataError
+from featint.models import MODELS
+
+#: The counts protocol v1 gives on the official MovieLens 100K.
+PROTOCOL_COUNTS = {"users": 943, "movies": 1682, "examples": 99057, "fit": 70581,
+                   "valid": 8289, "test": 20187}
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _seed_list(text: str) -> list[int]:
+    fix = "give distinct non-negative integers separated by commas, e.g. --seeds 0,1,2"
+    try:
+        seeds = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of seeds; {fix}") from None
+    if any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"{text!r} has a negative or repeated seed; {fix}")
+    return seeds
+
+
+def _model_list(text: str) -> list[str]:
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("no model named; give e.g. --models fm,ffm")
+    known = ordered(list(MODELS))
+    for name in names:
+        if name not in MODELS:
+            raise argparse.ArgumentTypeError(
+                f"unknown model {name!r}; registered models are {', '.join(known)} "
+                f"(the baselines {', '.join(BASELINES)} always run)"
+            )
+    return names
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``featint`` and its subcommands."""
+    parser = argparse.ArgumentParser(
+        prog="featint",
+        description="Feature-interaction models on MovieLens 100K next-movie prediction.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    cmp = commands.add_parser(
+        "compare", help="train and compare the models, write results/",
+        description="Train every model under the same budget over several seeds, rank the "
+                    "test set (protocol v1), print the leaderboard and write results JSON, CSV, "
+                    "charts and per-example ranks.",
+    )
+    cmp.add_argument("--models", type=_model_list, default=None, metavar="NAMES",
+                     help="comma-separated models (default: all registered: "
+                          f"{', '.join(ordered(list(MODELS)))})")
+    seeds = cmp.add_mutually_exclusive_group()
+    seeds.add_argument("--seeds", type=_seed_list, default=None, metavar="LIST",
+                       help="training seeds, e.g. 0,1,2 (default)")
+    seeds.add_argument("--num-seeds", type=_positive_int, default=None, metavar="N",
+                       help="use seeds 0..N-1")
+    cmp.add_argument("--epochs", type=_positive_int, default=20,
+                     help="epoch cap per model (default 20; early stopping may end sooner)")
+    cmp.add_argument("--embed-dim", type=_positive_int, default=16,
+                     help="embedding size of every model (default 16)")
+    cmp.add_argument("--patience", type=_positive_int, default=3,
+                     help="epochs without a better validation MRR before stopping (default 3)")
+    cmp.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                     help="where to train (default auto: CUDA if available)")
+    cmp.add_argument("--quick", action="store_true",
+                     help="smoke test: at most 2 epochs on 4096 examples, 2000 test examples "
+                          "(also set by FEATINT_QUICK=1)")
+    cmp.add_argument("--out", type=Path, default=Path("results"), metavar="DIR",
+                     help="output folder (default results)")
+    cmp.add_argument("--data-dir", type=Path, default=None, metavar="PATH",
+                     help=f"the ml-100k folder (default: ${ENV_VAR}, then the cache, "
+                          "then a download)")
+    cmp.add_argument("--resume", action="store_true",
+                     help="reuse the finished runs of an interrupted comparison in --out")
+    cmp.add_argument("--no-baselines", action="store_true",
+                     help="skip the random and most-popular baselines")
+    cmp.add_argument("--quiet", action="store_true", help="no progress bars or epoch lines")
+    cmp.set_defaults(handler=run_compare, parser=cmp)
+
+    data = commands.add_parser(
+        "data", help="find, download if needed and verify MovieLens 100K",
+        description="Locate MovieLens 100K (--data-dir, then $FEATINT_DATA_DIR, then the "
+                    "cache, then a download), verify every file by sha256 and print the "
+                    "counts of the next-movie task.",
+    )
+    data.add_argument("--data-dir", type=Path, default=None, metavar="PATH",
+                      help="the ml-100k folder to check")
+    data.add_argument("--no-download", action="store_true",
+                      help="fail instead of downloading when no local copy exists")
+    data.set_defaults(handler=run_data, parser=data)
+    return parser
+
+
+def _check_data_dir(parser: argparse.ArgumentParser, data_dir: Path | None) -> None:
+    if data_dir is not None and not data_dir.is_dir():
+        parser.error(f"--data-dir {data_dir} does not exist or is not a folder; point it at "
+                     f"the unzipped ml-100k folder (u.data, u.item, u.user, u.genre), or leave "
+                     f"it out to use ${ENV_VAR}, the cache or a download")
+
+
+def run_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """``featint compare``: run, print the leaderboard and the files written."""
+    from featint.compare import RESULTS_FILE, CompareError, compare, format_leaderboard
+
+    _check_data_dir(parser, args.data_dir)
+    if args.out.exists() and not args.out.is_dir():
+        parser.error(f"--out {args.out} is a file; give a folder for the results")
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            parser.error("--device cuda: CUDA is not available on this machine or torch "
+                         "build; use --device cpu (or auto)")
+    seeds = (args.seeds if args.seeds is not None
+             else list(range(args.num_seeds)) if args.num_seeds is not None else [0, 1, 2])
+    quick = True if args.quick else None
+    try:
+        result = compare(
+            args.models, seeds, epochs=args.epochs, embed_dim=args.embed_dim,
+            device=args.device, out_dir=args.out, quick=quick, data_dir=args.data_dir,
+            baselines=not args.no_baselines, patience=args.patience, resume=args.resume,
+            progress=not args.quiet,
+        )
+    except DataError as err:
+        parser.error(str(err))
+    except CompareError as err:  # settings compare() rejects, e.g. an incompatible --resume
+        parser.error(str(err))
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: the finished runs are in {args.out / RESULTS_FILE}; "
+              f"run the same command with --resume to continue", file=sys.stderr)
+        return 130
+    settings = result.results["settings"]
+    print()
+    if settings["quick"]:
+        print("QUICK MODE: a smoke test (at most 2 epochs on 4096 fit examples, 2000 test "
+              "examples), not results to report.")
+    print(f"Leaderboard: next-movie test set ({settings['num_test_examples']:,} examples), "
+          f"mean over seeds {', '.join(map(str, settings['seeds']))}; "
+          f"[95% bootstrap interval over test examples]")
+    print(format_leaderboard(result.leaderboard()))
+    print(f"\nBudget: {settings['budget_text']}.")
+    if settings["hparams"]:
+        print(f"Per-model overrides: {settings['hparams']}")
+    print(f"\nWrote to {args.out}/:")
+    for path in result.files:
+        if path.parent == args.out:
+            print(f"  {path.name}")
+    print(f"  {len(result.runs)} per-example rank files in {args.out}/ranks/")
+    return 0
+
+
+def run_data(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """``featint data``: locate, verify and describe the data."""
+    from featint.data import load_movielens
+    from featint.task import build_task
+
+    _check_data_dir(parser, args.data_dir)
+    try:
+        ml = load_movielens(args.data_dir, download_missing=not args.no_download)
+    except DataError as err:
+        parser.error(str(err))
+    counts = build_task(ml).counts()
+    print(f"MovieLens 100K at {ml.source}: every file matches the official sha256.")
+    print(f"{len(ml.ratings):,} ratings, {len(ml.users):,} users, {len(ml.items):,} movies, "
+          f"{len(ml.genres)} genres.")
+    print("Next-movie task (protocol v1): "
+          + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+    if counts == PROTOCOL_COUNTS:
+        print("The counts match protocol v1.")
+    else:
+        print("The counts differ from protocol v1 ("
+              + ", ".join(f"{k} {v:,}" for k, v in PROTOCOL_COUNTS.items()) + ").")
+        return 1
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``featint``; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    return args.handler(args, args.parser)  # the subcommand's parser words its errors
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,736 @@
+"""The comparison: every model, the same budget, several seeds, the two baselines.
+
+:func:`compare` trains each registered model with :func:`featint.train.fit` under one budget
+(:class:`Budget`: the same embedding size, epoch cap, early stopping and learning rate for every
+model), ranks the test set with the protocol-v1 evaluation, and writes into ``out_dir``:
+
+- ``results.json``: the settings and budget, the machine, one record per (model, seed) run and
+  one aggregate per model (layout in :func:`compare`);
+- ``leaderboard.csv``: one row per model, in :data:`CANONICAL_ORDER`, baselines first;
+- ``mean_rank.png``/``.svg`` and ``hr10.png``/``.svg``: bars with 95% intervals;
+- ``ranks/<model>_seed<seed>.npz``: the rank of every test example (``ranks``, float32, exact
+  since ranks are multiples of 0.5) and its example index (``examples``), for paired tests.
+
+Every file is written atomically (:func:`atomic_open`). ``results.json`` is written when the
+comparison starts and again after each run, with ``"complete": false`` until the end, so an
+interrupted comparison leaves whole files that describe what finished, and ``resume=True``
+continues it. The CSV and the charts are written at the end; a new (not resumed) comparison
+first removes those of an earlier one in the same folder, so they never contradict the JSON.
+
+Uncertainty is reported two ways. The spread over seeds (``std``) is the training noise:
+initialisation, negatives, batch order. The interval (``interval``) is the test-set noise: a
+percentile bootstrap over test examples of the *seed-averaged* metric, where every bootstrap
+replicate draws one set of examples and uses it for all seeds (they rank the same examples), so
+the interval belongs to the number in the table, the mean over seeds. With one seed it is the
+ordinary bootstrap interval of that run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import json
+import math
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from tqdm import tqdm
+
+import featint
+from featint.evaluate import (
+    HIGHER_IS_BETTER,
+    METRICS,
+    Evaluation,
+    Popularity,
+    RandomScores,
+    bootstrap,
+    metrics,
+    rank_examples,
+    subsample,
+)
+from featint.evaluate import quick as quick_from_env
+from featint.models import MODELS, build_model, count_parameters
+from featint.task import NextMovieTask
+from featint.train import default_device, fit
+
+#: The order of the leaderboard and the charts: roughly the order of the notebooks, from no
+#: interactions to learned ones. Registered models not listed here follow, alphabetically.
+CANONICAL_ORDER = ("linear", "fm", "ffm", "afm", "wide_deep", "deepfm", "nfm",
+                   "dlrm_simplified", "dlrm")
+#: The untrained reference points of protocol v1, listed before the models.
+BASELINES = ("random", "popular")
+FORMAT = "featint-compare/1"
+RESULTS_FILE = "results.json"
+LEADERBOARD_FILE = "leaderboard.csv"
+RANKS_DIR = "ranks"
+CHARTS = {"mean_rank": "mean_rank", "hr@10": "hr10"}  # metric -> file stem
+LABELS = {"mean_rank": "mean rank", "median_rank": "median rank", "mrr": "MRR",
+          "hr@10": "HR@10", "ndcg@10": "NDCG@10"}
+INTERVAL_METHOD = (
+    "95% percentile bootstrap over test examples (1000 replicates) of the metric averaged over "
+    "seeds; each replicate resamples one set of examples and applies it to every seed"
+)
+
+
+class CompareError(ValueError):
+    """The arguments of :func:`compare` cannot work (unknown model, bad seeds, a resume from
+    a comparison with other settings); the message says which and what to do."""
+
+
+def ordered(names: Sequence[str]) -> list[str]:
+    """``names`` in leaderboard order: baselines, then :data:`CANONICAL_ORDER`, then the rest
+    alphabetically."""
+    rank = {name: i for i, name in enumerate(BASELINES + CANONICAL_ORDER)}
+    return sorted(dict.fromkeys(names), key=lambda n: (rank.get(n, len(rank)), n))
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What every model gets: the same for all unless a per-model override is recorded.
+
+    ``lr`` defaults to the default of :func:`featint.train.fit`, so the comparison and the
+    notebooks train alike.
+    """
+
+    epochs: int = 20
+    embed_dim: int = 16
+    patience: int = 3
+    monitor: str = "mrr"
+    lr: float = inspect.signature(fit).parameters["lr"].default
+    weight_decay: float = inspect.signature(fit).parameters["weight_decay"].default
+    batch_size: int = inspect.signature(fit).parameters["batch_size"].default
+    num_negatives: int = inspect.signature(fit).parameters["num_negatives"].default
+
+    def describe(self) -> str:
+        """The budget in one sentence (printed by the CLI, stored in the results)."""
+        return (
+            f"every model: embedding size {self.embed_dim}, at most {self.epochs} epochs, early "
+            f"stopping after {self.patience} epochs without a better validation "
+            f"{LABELS.get(self.monitor, self.monitor)} (best epoch restored), Adam with lr "
+            f"{self.lr:g} and weight decay {self.weight_decay:g}, batches of {self.batch_size}, "
+            f"{self.num_negatives} sampled negatives per positive, binary cross-entropy"
+        )
+
+
+# -- files ---------------------------------------------------------------------------------
+@contextlib.contextmanager
+def atomic_open(path: str | Path, mode: str = "w", **kwargs: Any) -> Iterator[IO]:
+    """Open a temporary file beside ``path``; on success it replaces ``path`` in one step.
+
+    If the block raises (or the process dies), ``path`` keeps its previous content (or stays
+    absent) and the temporary file is removed: readers never see half a file. ``mode`` is
+    ``"w"`` or ``"wb"``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode, **kwargs) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def finite(obj: Any) -> Any:
+    """``obj`` with every NaN or infinite float replaced by None, so that a diverged run
+    (NaN loss) is recorded as strict JSON ``null`` instead of stopping the comparison."""
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [finite(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    """Write ``obj`` as indented, strict JSON (no NaN), atomically."""
+    with atomic_open(path, "w", encoding="utf-8") as f:
+        json.dump(obj, f, indent=1, allow_nan=False)
+        f.write("\n")
+
+
+def save_ranks(path: str | Path, ranks: np.ndarray, examples: np.ndarray) -> None:
+    """Save the per-example ranks of one run as a compressed ``.npz``, atomically."""
+    with atomic_open(path, "wb") as f:
+        np.savez_compressed(f, ranks=ranks.astype(np.float32), examples=examples.astype(np.int32))
+
+
+def load_ranks(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """``(ranks float64, examples int64)`` saved by :func:`save_ranks`."""
+    with np.load(path) as data:
+        return data["ranks"].astype(np.float64), data["examples"].astype(np.int64)
+
+
+# -- the machine and the settings ------------------------------------------------------------
+def cpu_model() -> str:
+    """The CPU's model name (Linux ``/proc/cpuinfo``, else what :mod:`platform` knows)."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def machine_info(device: torch.device | str = "cpu") -> dict[str, Any]:
+    """Where the numbers come from: CPU, cores, threads, versions, device and date."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    info: dict[str, Any] = {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "usable_cores": usable,
+        "torch_threads": torch.get_num_threads(),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "featint": featint.__version__,
+        "device": str(device),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    if torch.device(device).type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    return info
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; ``"cuda"`` without CUDA is an error."""
+    if str(device) == "auto":
+        return default_device()
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise CompareError("device cuda was asked for but CUDA is not available here; "
+                           "use device cpu or auto")
+    return resolved
+
+
+@contextlib.contextmanager
+def quick_mode(enabled: bool) -> Iterator[None]:
+    """Switch :func:`featint.evaluate.quick` on for the block (``fit`` and ``evaluate`` read
+    ``FEATINT_QUICK``); the previous value is restored afterwards."""
+    old = os.environ.get("FEATINT_QUICK")
+    if enabled:
+        os.environ["FEATINT_QUICK"] = "1"
+    try:
+        yield
+    finally:
+        if enabled:
+            if old is None:
+                del os.environ["FEATINT_QUICK"]
+            else:
+                os.environ["FEATINT_QUICK"] = old
+
+
+# -- one run -------------------------------------------------------------------------------
+def model_hparams(name: str, budget: Budget, extra: dict[str, Any] | None = None) -> dict:
+    """Constructor arguments of model ``name``: the budget's ``embed_dim`` where the model
+    takes one (the linear model has none), plus any recorded per-model override."""
+    params = inspect.signature(MODELS[name].__init__).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    hparams: dict[str, Any] = {}
+    if "embed_dim" in params or takes_any:
+        hparams["embed_dim"] = budget.embed_dim
+    hparams.update(extra or {})
+    return hparams
+
+
+def test_examples(task: NextMovieTask) -> np.ndarray:
+    """The test examples every run is ranked on (quick mode: 2000, evenly spread)."""
+    return subsample(task.examples("test"), 2000 if quick_from_env() else None)
+
+
+def _evaluate(
+    model: nn.Module, task: NextMovieTask, examples: np.ndarray, device: torch.device,
+    progress: bool, bootstrap_samples: int,
+) -> tuple[Evaluation, float]:
+    """Rank ``examples`` and summarise; returns the evaluation and the ranking seconds (the
+    bootstrap is not part of the ranking time)."""
+    start = time.perf_counter()
+    ranks = rank_examples(model, task, examples, device=device, progress=progress)
+    seconds = time.perf_counter() - start
+    return Evaluation(ranks, examples, metrics(ranks), bootstrap(ranks, bootstrap_samples)), seconds
+
+
+def run_one(
+    task: NextMovieTask, name: str, seed: int, budget: Budget, device: torch.device,
+    hparams: dict[str, Any] | None = None, progress: bool = True, bootstrap_samples: int = 1000,
+) -> tuple[dict[str, Any], Evaluation]:
+    """Train (models) or build (baselines) ``name`` with ``seed``, rank the test set, and
+    return the run record (see :func:`compare`) and its :class:`Evaluation`."""
+    start = time.perf_counter()
+    history = None
+    if name == "random":
+        model: nn.Module = RandomScores(seed)
+    elif name == "popular":
+        model = Popularity(task)
+    else:
+        hparams = model_hparams(name, budget, hparams)
+        model = build_model(name, task, seed=seed, **hparams)
+        history = fit(
+            model, task, epochs=budget.epochs, batch_size=budget.batch_size, lr=budget.lr,
+            weight_decay=budget.weight_decay, num_negatives=budget.num_negatives,
+            patience=budget.patience, monitor=budget.monitor, seed=seed, device=device,
+            progress=progress, verbose=progress,
+        )
+    train_seconds = history.seconds if history else time.perf_counter() - start
+    model.to(device)
+    evaluation, rank_seconds = _evaluate(model, task, test_examples(task), device, progress,
+                                         bootstrap_samples)
+    epochs = len(history.epochs) if history else 0
+    record = {
+        "model": name,
+        "seed": seed,
+        "kind": "baseline" if name in BASELINES else "model",
+        "hparams": hparams or {},
+        "params": count_parameters(model),
+        "train_seconds": train_seconds,
+        "epochs": epochs,
+        "best_epoch": history.best_epoch if history else 0,
+        "seconds_per_epoch": history.seconds / epochs if history and epochs else 0.0,
+        "rank_seconds": rank_seconds,
+        "num_examples": int(len(evaluation.examples)),
+        "metrics": evaluation.metrics,
+        "intervals": {m: list(lohi) for m, lohi in evaluation.intervals.items()},
+        "history": history.epochs if history else [],
+        "ranks_file": f"{RANKS_DIR}/{name}_seed{seed}.npz",
+    }
+    return record, evaluation
+
+
+# -- aggregation ------------------------------------------------------------------------------
+def pooled_interval(
+    ranks: np.ndarray, num_samples: int = 1000, level: float = 0.95, seed: int = 0,
+    chunk: int = 100,
+) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap interval of the seed-averaged metrics.
+
+    ``ranks``: ``(num_seeds, num_examples)``, column ``j`` the same test example in every row.
+    Each replicate draws ``num_examples`` example indices with replacement, computes each
+    metric of :func:`featint.evaluate.metrics` on every row at those indices and averages over
+    rows. Computed without building the resampled arrays: a replicate is a vector of counts
+    ``w`` (how often each example was drawn), the means are ``w @ values / n``, and the median
+    is read off the cumulative counts of the distinct rank values (a test checks the result
+    against the direct computation).
+    """
+    ranks = np.atleast_2d(np.asarray(ranks, dtype=np.float64))
+    num_seeds, n = ranks.shape
+    per_example = {  # the metrics that are means over examples, as (num_seeds, n) values
+        "mean_rank": ranks,
+        "mrr": 1.0 / ranks,
+        "hr@10": (ranks <= 10).astype(np.float64),
+        "ndcg@10": np.where(ranks <= 10, 1.0 / np.log2(ranks + 1.0), 0.0),
+    }
+    distinct = [np.unique(row, return_inverse=True) for row in ranks]  # (values, value index)
+    k_low, k_high = (n + 1) // 2, n // 2 + 1  # the order statistics the median averages
+    rng = np.random.default_rng(seed)
+    stats: dict[str, list[np.ndarray]] = {m: [] for m in METRICS}
+    for start in range(0, num_samples, chunk):
+        size = min(chunk, num_samples - start)
+        idx = rng.integers(0, n, size=(size, n))
+        row_offset = np.arange(size)[:, None]
+        counts = np.bincount((idx + n * row_offset).ravel(), minlength=size * n)
+        counts = counts.reshape(size, n).astype(np.float64)
+        for m, values in per_example.items():
+            stats[m].append((counts @ values.T / n).mean(1))  # (size, num_seeds) -> (size,)
+        medians = np.empty((size, num_seeds))
+        for s, (values, value_index) in enumerate(distinct):
+            drawn = value_index[idx] + len(values) * row_offset  # drawn rank values, by row
+            per_value = np.bincount(drawn.ravel(), minlength=size * len(values))
+            cumulative = np.cumsum(per_value.reshape(size, len(values)), axis=1)
+            low = values[(cumulative < k_low).sum(1)]
+            high = values[(cumulative < k_high).sum(1)]
+            medians[:, s] = (low + high) / 2
+        stats["median_rank"].append(medians.mean(1))
+    lo, hi = (1 - level) / 2 * 100, (1 + level) / 2 * 100
+    return {m: (float(np.percentile(np.concatenate(stats[m]), lo)),
+                float(np.percentile(np.concatenate(stats[m]), hi))) for m in METRICS}
+
+
+def _std(values: list[float]) -> float | None:
+    """Sample standard deviation over seeds; None (JSON null) with a single seed."""
+    return float(np.std(values, ddof=1)) if len(values) > 1 else None
+
+
+COST_FIELDS = ("train_seconds", "epochs", "best_epoch", "seconds_per_epoch", "rank_seconds")
+
+
+def aggregate(
+    runs: list[dict[str, Any]], ranks: dict[tuple[str, int], np.ndarray],
+    bootstrap_samples: int = 1000,
+) -> dict[str, dict[str, Any]]:
+    """One summary per model: mean and std over seeds of every metric and cost, and the
+    pooled interval of the seed-averaged metrics. ``ranks[(model, seed)]``: per-example ranks
+    of that run, on the same examples for every run."""
+    out = {}
+    for name in ordered([r["model"] for r in runs]):
+        mine = sorted((r for r in runs if r["model"] == name), key=lambda r: r["seed"])
+        table = {m: [r["metrics"][m] for r in mine] for m in METRICS}
+        table.update({c: [r[c] for r in mine] for c in COST_FIELDS})
+        stacked = np.stack([ranks[(name, r["seed"])] for r in mine])
+        out[name] = {
+            "kind": mine[0]["kind"],
+            "seeds": [r["seed"] for r in mine],
+            "params": mine[0]["params"],
+            "mean": {key: float(np.mean(v)) for key, v in table.items()},
+            "std": {key: _std(v) for key, v in table.items()},
+            "interval": {m: list(lohi) for m, lohi in
+                         pooled_interval(stacked, bootstrap_samples).items()},
+        }
+    return out
+
+
+def leaderboard(aggregates: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """One row per model in leaderboard order: for every metric its mean over seeds, std
+    over seeds and pooled 95% interval (``hr@10``, ``hr@10_std``, ``hr@10_lo``,
+    ``hr@10_hi``), then parameters and costs (means over seeds)."""
+    rows = {}
+    for name in ordered(list(aggregates)):
+        a = aggregates[name]
+        row: dict[str, Any] = {"kind": a["kind"], "seeds": len(a["seeds"])}
+        for m in METRICS:
+            row[m] = a["mean"][m]
+            row[f"{m}_std"] = a["std"][m]
+            row[f"{m}_lo"], row[f"{m}_hi"] = a["interval"][m]
+        row["params"] = a["params"]
+        for c in COST_FIELDS:
+            row[c] = a["mean"][c]
+        rows[name] = row
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "model"
+    return table
+
+
+def format_leaderboard(table: pd.DataFrame) -> str:
+    """The leaderboard as aligned text: each metric as ``mean [lo, hi]``, training seconds
+    and parameters."""
+    cells = {}
+    for name, row in table.iterrows():
+        line = {}
+        for m in METRICS:
+            digits = 1 if "rank" in m else 4
+            line[LABELS[m]] = (f"{row[m]:.{digits}f} [{row[m + '_lo']:.{digits}f}, "
+                               f"{row[m + '_hi']:.{digits}f}]")
+        line["train s"] = f"{row['train_seconds']:.0f}"
+        line["epochs"] = f"{row['epochs']:.1f}"
+        line["params"] = f"{int(row['params']):,}"
+        cells[name] = line
+    return pd.DataFrame.from_dict(cells, orient="index").to_string()
+
+
+# -- charts --------------------------------------------------------------------------------
+def plot_metric(
+    aggregates: dict[str, dict[str, Any]], metric: str, ax: Any,
+    runs: list[dict[str, Any]] | None = None, skip: Sequence[str] = ("random",),
+) -> None:
+    """Horizontal bars of ``metric`` (mean over seeds) with 95% interval error bars, one per
+    model in leaderboard order (top to bottom), baselines grey; dots mark single seeds when
+    ``runs`` is given. ``skip``: names left out (random's mean rank, about half the catalogue,
+    would squash the scale; its value goes into a note under the axis)."""
+    names = [n for n in ordered(list(aggregates)) if n not in skip]
+    mean = np.array([aggregates[n]["mean"][metric] for n in names])
+    lo = np.array([aggregates[n]["interval"][metric][0] for n in names])
+    hi = np.array([aggregates[n]["interval"][metric][1] for n in names])
+    y = np.arange(len(names))
+    colors = ["0.7" if aggregates[n]["kind"] == "baseline" else "C0" for n in names]
+    ax.barh(y, mean, xerr=[mean - lo, hi - mean], color=colors, capsize=3,
+            error_kw={"elinewidth": 1})
+    if runs is not None:
+        for i, n in enumerate(names):
+            values = [r["metrics"][metric] for r in runs if r["model"] == n]
+            ax.plot(values, [i] * len(values), "k.", markersize=3)
+    digits = 1 if "rank" in metric else 3
+    for i, value in enumerate(mean):
+        ax.annotate(f"{value:.{digits}f}", (hi[i], i), xytext=(4, 0),
+                    textcoords="offset points", va="center", fontsize=8)
+    ax.set_yticks(y, names)
+    ax.invert_yaxis()
+    better = "higher" if HIGHER_IS_BETTER[metric] else "lower"
+    ax.set_xlabel(f"{LABELS[metric]} ({better} is better)")
+    ax.set_xlim(0, max(hi) * 1.15)
+    skipped = [n for n in skip if n in aggregates]
+    if skipped:
+        note = ", ".join(f"{n}: {aggregates[n]['mean'][metric]:.{digits}f}" for n in skipped)
+        ax.text(1.0, -0.12, f"not shown: {note}", transform=ax.transAxes, ha="right",
+                va="top", fontsize=8, color="0.4")
+
+
+def save_charts(
+    out_dir: Path, aggregates: dict[str, dict[str, Any]], runs: list[dict[str, Any]],
+    subtitle: str,
+) -> list[Path]:
+    """Write the mean-rank and HR@10 charts as PNG and SVG (atomically, without a date in
+    the metadata so that unchanged results give unchanged files)."""
+    import matplotlib
+    from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global figure state
+
+    written = []
+    with matplotlib.rc_context({"svg.hashsalt": "featint"}):
+        for metric, stem in CHARTS.items():
+            fig = Figure(figsize=(7, 0.45 * len(aggregates) + 1.6), layout="constrained")
+            ax = fig.subplots()
+            plot_metric(aggregates, metric, ax, runs)
+            ax.set_title(f"{LABELS[metric]} on the next-movie test set\n{subtitle}", fontsize=10)
+            for fmt, metadata in (("png", {"Software": None}), ("svg", {"Date": None})):
+                path = out_dir / f"{stem}.{fmt}"
+                with atomic_open(path, "wb") as f:
+                    fig.savefig(f, format=fmt, dpi=120, metadata=metadata)
+                written.append(path)
+    return written
+
+
+# -- the comparison --------------------------------------------------------------------------
+@dataclass
+class Comparison:
+    """The results of :func:`compare` (or of :meth:`load`): the content of ``results.json``
+    and where it lives."""
+
+    out_dir: Path
+    results: dict[str, Any]
+    files: list[Path] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, out_dir: str | Path) -> Comparison:
+        """Read ``out_dir/results.json`` written by :func:`compare`."""
+        out_dir = Path(out_dir)
+        results = json.loads((out_dir / RESULTS_FILE).read_text(encoding="utf-8"))
+        if results.get("format") != FORMAT:
+            raise ValueError(f"{out_dir / RESULTS_FILE} is not a {FORMAT} results file")
+        return cls(out_dir, results)
+
+    @property
+    def runs(self) -> list[dict[str, Any]]:
+        return self.results["runs"]
+
+    @property
+    def aggregates(self) -> dict[str, dict[str, Any]]:
+        return self.results["aggregate"]
+
+    def leaderboard(self) -> pd.DataFrame:
+        return leaderboard(self.aggregates)
+
+    def ranks(self, model: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per-example ``(ranks, examples)`` of one run."""
+        for run in self.runs:
+            if run["model"] == model and run["seed"] == seed:
+                return load_ranks(self.out_dir / run["ranks_file"])
+        raise KeyError(f"no run of {model!r} with seed {seed} in {self.out_dir}")
+
+
+def _check_arguments(models: Sequence[str], seeds: Sequence[int], budget: Budget) -> None:
+    unknown = [m for m in models if m not in MODELS and m not in BASELINES]
+    if unknown:
+        raise CompareError(f"unknown model {unknown[0]!r}; registered models are "
+                           f"{', '.join(ordered(list(MODELS)))}")
+    if not models:
+        raise CompareError("no model to compare: name at least one model or keep the baselines")
+    if not seeds:
+        raise CompareError("need at least one seed")
+    if any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise CompareError(f"seeds must be distinct non-negative integers, got {list(seeds)}")
+    for name in ("epochs", "embed_dim", "patience", "batch_size", "num_negatives"):
+        if getattr(budget, name) < 1:
+            raise CompareError(f"{name} must be at least 1, got {getattr(budget, name)}")
+
+
+def _previous_runs(out_dir: Path, settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """Runs of an earlier, compatible comparison in ``out_dir`` whose ranks file exists."""
+    path = out_dir / RESULTS_FILE
+    if not path.exists():
+        return []
+    old = json.loads(path.read_text(encoding="utf-8"))
+    keys = ("protocol", "budget", "quick", "hparams", "num_test_examples")
+    old_settings = old.get("settings", {})
+    different = [k for k in keys if old_settings.get(k) != settings.get(k)]
+    if old.get("format") != FORMAT or different:
+        raise CompareError(
+            f"cannot resume from {path}: it was written with different settings "
+            f"({', '.join(different) or 'format'}); choose another output folder or start afresh"
+        )
+    return [r for r in old.get("runs", []) if (out_dir / r["ranks_file"]).exists()]
+
+
+def compare(
+    models: Sequence[str] | None = None,
+    seeds: Sequence[int] = (0, 1, 2),
+    epochs: int = 20,
+    embed_dim: int = 16,
+    device: str | torch.device = "auto",
+    out_dir: str | Path = "results",
+    quick: bool | None = None,
+    *,
+    data_dir: str | Path | None = None,
+    task: NextMovieTask | None = None,
+    baselines: bool = True,
+    hparams: dict[str, dict[str, Any]] | None = None,
+    patience: int = 3,
+    resume: bool = False,
+    progress: bool = True,
+    bootstrap_samples: int = 1000,
+) -> Comparison:
+    """Train and evaluate ``models`` (default: every registered one) over ``seeds`` under one
+    :class:`Budget`, with the random and most-popular baselines, and write the results.
+
+    ``quick`` (default: ``FEATINT_QUICK``) shrinks training and evaluation to a smoke test
+    (see :func:`featint.evaluate.quick`); the results say so. ``task`` replaces loading
+    MovieLens from ``data_dir`` (tests pass a synthetic task). ``hparams`` maps a model name to
+    constructor overrides; none are used by default, and any given are recorded.
+    ``resume`` reuses the finished runs of a compatible earlier comparison in ``out_dir``.
+
+    ``results.json`` holds: ``format``; ``complete`` (false while running); ``settings``
+    (models, seeds, budget, budget text, quick, device, protocol, test example count, interval
+    method, per-model hparams); ``machine`` (:func:`machine_info`); ``data`` (source and
+    counts); ``runs``: one record per (model, seed) with ``model``, ``seed``, ``kind``
+    (``model``/``baseline``), ``hparams``, ``params``, ``train_seconds``, ``epochs``,
+    ``best_epoch``, ``seconds_per_epoch``, ``rank_seconds``, ``num_examples``, ``metrics``,
+    ``intervals`` (per-run 95% bootstrap), ``history`` (per epoch) and ``ranks_file``;
+    ``aggregate``: per model ``kind``, ``seeds``, ``params``, ``mean`` and ``std`` over seeds
+    of the metrics and costs, ``interval`` (pooled, see the module docstring).
+    """
+    names = ordered(list(models) if models is not None else list(MODELS))
+    names = [n for n in names if n not in BASELINES]
+    if baselines:
+        names = list(BASELINES) + names
+    seeds = [int(s) for s in seeds]
+    budget = Budget(epochs=epochs, embed_dim=embed_dim, patience=patience)
+    _check_arguments(names, seeds, budget)
+    strays = sorted(set(hparams or {}) - set(names))
+    if strays:
+        raise CompareError(f"hparams given for {', '.join(strays)}, which is not compared")
+    device = resolve_device(device)
+    quick_run = quick_from_env() if quick is None else bool(quick)
+    out_dir = Path(out_dir)
+    hparams = {n: dict(v) for n, v in (hparams or {}).items()}
+
+    with quick_mode(quick_run):
+        source = "a task given to compare()"
+        if task is None:  # the folder is not recorded: results are committed, paths are local
+            source = "MovieLens 100K, every file sha256-verified against the official release"
+            task = featint.build_task(featint.load_movielens(data_dir))
+        examples = test_examples(task)
+        settings = {
+            "models": names,
+            "seeds": seeds,
+            "budget": asdict(budget),
+            "budget_text": budget.describe(),
+            "hparams": hparams,
+            "quick": quick_run,
+            "device": str(device),
+            "protocol": "next-movie v1",
+            "num_test_examples": int(len(examples)),
+            "interval_method": INTERVAL_METHOD,
+        }
+        results: dict[str, Any] = {
+            "format": FORMAT,
+            "complete": False,
+            "settings": settings,
+            "machine": machine_info(device),
+            "data": {"source": source, "counts": task.counts()},
+            "runs": [],
+            "aggregate": {},
+        }
+        done = _previous_runs(out_dir, settings) if resume else []
+        if not resume:  # the summaries of an earlier comparison would contradict the new JSON
+            for stale in [LEADERBOARD_FILE] + [f"{s}.{x}" for s in CHARTS.values()
+                                               for x in ("png", "svg")]:
+                (out_dir / stale).unlink(missing_ok=True)
+        ranks: dict[tuple[str, int], np.ndarray] = {}
+        for run in done:
+            r, ex = load_ranks(out_dir / run["ranks_file"])
+            if np.array_equal(ex, examples):
+                ranks[(run["model"], run["seed"])] = r
+        runs = [r for r in done if (r["model"], r["seed"]) in ranks
+                and r["model"] in names and r["seed"] in seeds]
+        results["runs"] = sorted(runs, key=lambda r: (r["seed"], names.index(r["model"])))
+        write_json(out_dir / RESULTS_FILE, finite(results))
+        jobs = [(s, n) for s in seeds for n in names if (n, s) not in
+                {(r["model"], r["seed"]) for r in runs}]
+
+        bar = tqdm(jobs, desc="compare", unit="run", disable=not progress)
+        for seed, name in bar:
+            bar.set_postfix_str(f"{name} seed {seed}")
+            record, evaluation = run_one(task, name, seed, budget, device, hparams.get(name),
+                                         progress, bootstrap_samples)
+            save_ranks(out_dir / record["ranks_file"], evaluation.ranks, evaluation.examples)
+            ranks[(name, seed)] = evaluation.ranks
+            runs.append(record)
+            results["runs"] = sorted(runs, key=lambda r: (r["seed"], names.index(r["model"])))
+            write_json(out_dir / RESULTS_FILE, finite(results))  # partial: not complete yet
+            if progress:
+                m = record["metrics"]
+                tqdm.write(f"{name} seed {seed}: mean rank {m['mean_rank']:.1f}  "
+                           f"HR@10 {m['hr@10']:.4f}  MRR {m['mrr']:.4f}  "
+                           f"({record['train_seconds']:.0f}s training, "
+                           f"{record['rank_seconds']:.1f}s ranking)")
+        bar.close()
+
+    results["runs"] = sorted(runs, key=lambda r: (r["seed"], names.index(r["model"])))
+    results["aggregate"] = aggregate(results["runs"], ranks, bootstrap_samples)
+    results["complete"] = True
+    table = leaderboard(results["aggregate"])
+    files = [out_dir / RESULTS_FILE, out_dir / LEADERBOARD_FILE]
+    with atomic_open(out_dir / LEADERBOARD_FILE, "w", encoding="utf-8", newline="") as f:
+        table.to_csv(f, float_format="%.6g")
+    seeds_text = f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''}"
+    subtitle = (f"mean over {seeds_text}, bars: 95% bootstrap interval over test examples"
+                + (" · QUICK MODE (smoke test, not results)" if quick_run else ""))
+    files += save_charts(out_dir, results["aggregate"], results["runs"], subtitle)
+    write_json(out_dir / RESULTS_FILE, finite(results))
+    files += [out_dir / r["ranks_file"] for r in results["runs"]]
+    return Comparison(out_dir, results, files)
+
+
+def paired_bootstrap(
+    a: np.ndarray, b: np.ndarray, num_samples: int = 10000, level: float = 0.95, seed: int = 0,
+) -> tuple[float, float, float]:
+    """Mean of ``a - b`` over paired examples and its percentile bootstrap interval
+    ``(mean, lo, hi)``: resample examples, keep the pairs together."""
+    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    means = np.concatenate([
+        d[rng.integers(0, len(d), size=(min(500, num_samples - s), len(d)))].mean(1)
+        for s in range(0, num_samples, 500)
+    ])
+    lo, hi = np.percentile(means, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
+    return float(d.mean()), float(lo), float(hi)
+
+
+def wilcoxon_signed_rank(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """Wilcoxon signed-rank test of paired samples ``a`` and ``b``: ``(z, two-sided p)``.
+
+    Zero differences are dropped; tied absolute differences get their average rank, and the
+    variance is corrected for ties. The normal approximation is accurate for the thousands of
+    test examples it is used on here.
+    """
+    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    d = d[d != 0]
+    n = len(d)
+    if n == 0:
+        return 0.0, 1.0
+    values, inverse, counts = np.unique(np.abs(d), return_inverse=True, return_counts=True)
+    first = np.cumsum(counts) - counts + 1  # rank of the first of each group of ties
+    avg_rank = first + (counts - 1) / 2.0
+    w_plus = float(avg_rank[inverse][d > 0].sum())
+    mean = n * (n + 1) / 4.0
+    var = n * (n + 1) * (2 * n + 1) / 24.0 - float((counts**3 - counts).sum()) / 48.0
+    z = (w_plus - mean) / math.sqrt(var) if var > 0 else 0.0
+    return z, math.erfc(abs(z) / math.sqrt(2.0))

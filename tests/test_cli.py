@@ -1,0 +1,338 @@
+"""The ``featint`` command and the comparison behind it (:mod:`featint.cli`,
+:mod:`featint.compare`)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from featint import cli
+from featint.compare import (
+    BASELINES,
+    CANONICAL_ORDER,
+    FORMAT,
+    Comparison,
+    atomic_open,
+    compare,
+    finite,
+    load_ranks,
+    ordered,
+    paired_bootstrap,
+    pooled_interval,
+    wilcoxon_signed_rank,
+    write_json,
+)
+from featint.evaluate import METRICS, bootstrap, metrics
+from featint.models import MODELS, build_model, count_parameters
+from featint.models.linear import Linear
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def run_cli(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
+    """Run ``featint argv``; return (exit status, stdout, stderr)."""
+    try:
+        status = cli.main(list(argv))
+    except SystemExit as exit_:
+        status = exit_.code
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+# -- argument errors: one line naming the problem and the fix, status 2, no traceback ------
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--models", "fm,no_such_model"], ["'no_such_model'", "registered models are", "fm"]),
+        (["--models", ","], ["no model named"]),
+        (["--epochs", "-3"], ["--epochs", "at least 1", "-3"]),
+        (["--epochs", "ten"], ["--epochs", "whole number"]),
+        (["--embed-dim", "0"], ["--embed-dim", "at least 1"]),
+        (["--seeds", "0,x"], ["--seeds", "not a list of seeds", "e.g. --seeds 0,1,2"]),
+        (["--seeds", "1,1"], ["--seeds", "repeated"]),
+        (["--seeds", "0,-1"], ["--seeds", "negative"]),
+        (["--num-seeds", "0"], ["--num-seeds", "at least 1"]),
+        (["--seeds", "0", "--num-seeds", "2"], ["not allowed with"]),
+        (["--device", "tpu"], ["--device", "invalid choice"]),
+        (["--data-dir", "/no/such/ml-100k"], ["/no/such/ml-100k", "does not exist",
+                                               "FEATINT_DATA_DIR"]),
+    ],
+)
+def test_compare_argument_errors(capsys, argv, expected):
+    status, out, err = run_cli(capsys, "compare", *argv)
+    assert status == 2
+    assert out == ""
+    message = err.strip().splitlines()[-1]
+    assert message.startswith("featint compare: error:")
+    for text in expected:
+        assert text in message
+    assert "Traceback" not in err
+
+
+def test_data_dir_that_is_not_movielens(capsys, tmp_path):
+    status, _, err = run_cli(capsys, "data", "--data-dir", str(tmp_path))
+    assert status == 2
+    assert "does not look like MovieLens 100K" in err and "Fix:" in err
+    assert "Traceback" not in err
+
+
+def test_out_that_is_a_file(capsys, tmp_path):
+    (tmp_path / "file").write_text("x")
+    status, _, err = run_cli(capsys, "compare", "--out", str(tmp_path / "file"))
+    assert status == 2
+    assert "is a file" in err
+
+
+def test_python_dash_m_featint():
+    done = subprocess.run([sys.executable, "-m", "featint", "compare", "--models", "nope"],
+                          capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "unknown model 'nope'" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_help(capsys):
+    status, out, _ = run_cli(capsys, "--help")
+    assert status == 0 and "compare" in out and "data" in out
+    status, out, _ = run_cli(capsys, "compare", "--help")
+    assert status == 0 and "--num-seeds" in out and "--quick" in out
+
+
+# -- atomic files --------------------------------------------------------------------------
+def test_atomic_open_leaves_no_partial_file(tmp_path):
+    target = tmp_path / "results.json"
+    with pytest.raises(RuntimeError, match="writer failed"):
+        with atomic_open(target) as f:
+            f.write('{"half": ')
+            raise RuntimeError("writer failed")
+    assert not target.exists()
+    assert list(tmp_path.iterdir()) == []  # the temporary file is gone too
+
+    write_json(target, {"a": 1})
+    with pytest.raises(RuntimeError):
+        with atomic_open(target) as f:
+            f.write("garbage")
+            raise RuntimeError("writer failed")
+    assert json.loads(target.read_text()) == {"a": 1}  # the previous version survives
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
+
+
+def test_write_json_rejects_nan_without_touching_the_file(tmp_path):
+    target = tmp_path / "r.json"
+    write_json(target, {"ok": 1.0})
+    with pytest.raises(ValueError):
+        write_json(target, {"bad": math.nan})
+    assert json.loads(target.read_text()) == {"ok": 1.0}
+
+
+# -- ordering and statistics -------------------------------------------------------------------
+def test_ordered_puts_baselines_then_canonical_then_others():
+    names = ["zeta_model", "dlrm", "fm", "popular", "afm", "linear", "random", "alpha_model"]
+    assert ordered(names) == ["random", "popular", "linear", "fm", "afm", "dlrm",
+                              "alpha_model", "zeta_model"]
+    assert ordered(list(CANONICAL_ORDER)) == list(CANONICAL_ORDER)
+
+
+@pytest.mark.parametrize("num_examples", [301, 300])  # odd and even: two kinds of median
+def test_pooled_interval_matches_the_direct_bootstrap(num_examples):
+    rng = np.random.default_rng(0)
+    shape = (3, num_examples)
+    ranks = rng.integers(1, 400, size=shape) + 0.5 * rng.integers(0, 2, size=shape)
+    fast = pooled_interval(ranks, num_samples=200, chunk=50)
+    draw = np.random.default_rng(0)  # the same draws, used the obvious way
+    replicates = {m: [] for m in METRICS}
+    for _ in range(4):
+        for rows in draw.integers(0, num_examples, size=(50, num_examples)):
+            per_seed = [metrics(ranks[s, rows]) for s in range(3)]
+            for m in METRICS:
+                replicates[m].append(np.mean([p[m] for p in per_seed]))
+    for m in METRICS:
+        expected = np.percentile(replicates[m], [2.5, 97.5])
+        assert fast[m] == pytest.approx(tuple(expected), rel=1e-9), m
+
+
+def test_pooled_interval():
+    rng = np.random.default_rng(1)
+    one = rng.integers(1, 300, size=4000).astype(float)
+    # one seed: the ordinary bootstrap of that run (different draws, same distribution)
+    pooled, plain = pooled_interval(one[None]), bootstrap(one)
+    for m in ("mean_rank", "mrr", "hr@10"):
+        width = plain[m][1] - plain[m][0]
+        assert pooled[m][0] == pytest.approx(plain[m][0], abs=0.15 * width)
+        assert pooled[m][1] == pytest.approx(plain[m][1], abs=0.15 * width)
+    # three seeds: the interval surrounds the seed-averaged metric
+    three = np.stack([one, np.maximum(one + rng.integers(-5, 6, 4000), 1),
+                      np.maximum(one - 3, 1)])
+    interval = pooled_interval(three)
+    for m in METRICS:
+        mean = np.mean([metrics(row)[m] for row in three])
+        assert interval[m][0] <= mean <= interval[m][1]
+
+
+def test_paired_tests():
+    # hand-computed: |d| ranks 1..5, W+ = 1 + 3 + 4 = 8, mean 7.5, var 5*6*11/24 = 13.75
+    z, p = wilcoxon_signed_rank(np.array([1.0, -2, 3, 4, -5]), np.zeros(5))
+    assert z == pytest.approx(0.5 / math.sqrt(13.75))
+    assert p == pytest.approx(math.erfc(z / math.sqrt(2)))
+    assert wilcoxon_signed_rank(np.ones(4), np.ones(4)) == (0.0, 1.0)
+    rng = np.random.default_rng(0)
+    a = rng.random(3000)
+    z, p = wilcoxon_signed_rank(a + 0.05, a + rng.normal(0, 0.01, 3000))
+    assert z > 0 and p < 1e-6
+    b = a + rng.normal(0, 0.1, 3000)
+    mean, lo, hi = paired_bootstrap(a, b)
+    assert mean == pytest.approx(np.mean(a - b))
+    assert lo < mean < hi and hi - lo == pytest.approx(2 * 1.96 * 0.1 / math.sqrt(3000), rel=0.1)
+
+
+# -- the comparison itself --------------------------------------------------------------------
+def check_outputs(out: Path, models: list[str], seeds: list[int]) -> dict:
+    """Every file of a finished comparison exists and is well formed; returns the JSON."""
+    results = json.loads((out / "results.json").read_text())
+    assert results["format"] == FORMAT and results["complete"] is True
+    names = list(BASELINES) + models
+    assert {(r["model"], r["seed"]) for r in results["runs"]} == {
+        (n, s) for n in names for s in seeds}
+    assert list(results["aggregate"]) == names
+    for name, agg in results["aggregate"].items():
+        for m in METRICS:
+            lo, hi = agg["interval"][m]
+            assert lo <= agg["mean"][m] <= hi, (name, m)
+            assert (agg["std"][m] is None) == (len(seeds) == 1)
+    for run in results["runs"]:
+        ranks, examples = load_ranks(out / run["ranks_file"])
+        assert len(ranks) == len(examples) == run["num_examples"]
+        assert metrics(ranks)["mean_rank"] == pytest.approx(run["metrics"]["mean_rank"])
+        if run["kind"] == "model":
+            assert run["params"] > 0 and 1 <= run["best_epoch"] <= run["epochs"]
+    for key in ("cpu", "cores", "torch", "date"):
+        assert results["machine"][key]
+    assert "embedding size" in results["settings"]["budget_text"]
+
+    with open(out / "leaderboard.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["model"] for r in rows] == names
+    for row in rows:
+        assert float(row["hr@10_lo"]) <= float(row["hr@10"]) <= float(row["hr@10_hi"])
+    for stem in ("mean_rank", "hr10"):
+        assert (out / f"{stem}.png").read_bytes().startswith(PNG_MAGIC)
+        assert "<svg" in (out / f"{stem}.svg").read_text()
+    assert not [p for p in out.rglob(".*.tmp")]  # no temporary file left behind
+    return results
+
+
+def test_compare_on_synthetic_task_and_resume(tmp_path, synthetic_task):
+    out = tmp_path / "results"
+    first = compare(["fm", "linear"], seeds=[0, 1], epochs=2, out_dir=out,
+                    task=synthetic_task, progress=False, bootstrap_samples=200)
+    results = check_outputs(out, ["linear", "fm"], [0, 1])
+    assert results["settings"]["budget"]["epochs"] == 2
+    fm = next(r for r in results["runs"] if r["model"] == "fm" and r["seed"] == 0)
+    assert fm["hparams"] == {"embed_dim": 16}
+    assert Comparison.load(out).leaderboard().index.tolist() == ["random", "popular",
+                                                                  "linear", "fm"]
+
+    # Resume: the finished runs are reused as they are, only the new seed is trained.
+    second = compare(["linear", "fm"], seeds=[0, 1, 2], epochs=2, out_dir=out,
+                     task=synthetic_task, progress=False, bootstrap_samples=200, resume=True)
+    check_outputs(out, ["linear", "fm"], [0, 1, 2])
+    before = {(r["model"], r["seed"]): r["train_seconds"] for r in first.runs}
+    after = {(r["model"], r["seed"]): r["train_seconds"] for r in second.runs}
+    assert all(after[key] == seconds for key, seconds in before.items())
+
+    # Resuming with another budget is refused rather than mixing budgets.
+    with pytest.raises(ValueError, match="different settings"):
+        compare(["fm"], seeds=[0], epochs=3, out_dir=out, task=synthetic_task,
+                progress=False, resume=True)
+
+
+class Broken(Linear):
+    """A model whose training fails after it has been built, like a bug in a new model."""
+
+    def forward(self, context, items):
+        raise RuntimeError("broken model")
+
+
+def test_interrupted_compare_leaves_whole_files_and_resumes(tmp_path, synthetic_task,
+                                                            monkeypatch):
+    monkeypatch.setitem(MODELS, "broken", Broken)
+    out = tmp_path / "results"
+    with pytest.raises(RuntimeError, match="broken model"):
+        compare(["linear", "broken"], seeds=[0], epochs=1, out_dir=out, task=synthetic_task,
+                progress=False, bootstrap_samples=50)
+    partial = json.loads((out / "results.json").read_text())
+    assert partial["complete"] is False
+    assert [r["model"] for r in partial["runs"]] == ["random", "popular", "linear"]
+    assert not (out / "leaderboard.csv").exists()
+    assert not [p for p in out.rglob(".*.tmp")]
+
+    monkeypatch.delitem(MODELS, "broken")
+    linear_seconds = partial["runs"][2]["train_seconds"]
+    done = compare(["linear"], seeds=[0], epochs=1, out_dir=out, task=synthetic_task,
+                   progress=False, bootstrap_samples=50, resume=True)
+    assert done.runs[2]["train_seconds"] == linear_seconds  # reused, not retrained
+    check_outputs(out, ["linear"], [0])
+
+
+def test_finite_turns_nan_into_null():
+    assert finite({"a": [1.0, math.nan], "b": {"c": math.inf}, "d": "x", "e": 2}) == {
+        "a": [1.0, None], "b": {"c": None}, "d": "x", "e": 2}
+
+
+def test_compare_rejects_bad_arguments(tmp_path, synthetic_task):
+    with pytest.raises(ValueError, match="unknown model 'nope'"):
+        compare(["nope"], out_dir=tmp_path, task=synthetic_task)
+    with pytest.raises(ValueError, match="seeds"):
+        compare(["fm"], seeds=[0, 0], out_dir=tmp_path, task=synthetic_task)
+    with pytest.raises(ValueError, match="epochs"):
+        compare(["fm"], epochs=0, out_dir=tmp_path, task=synthetic_task)
+    with pytest.raises(ValueError, match="no model to compare"):
+        compare([], baselines=False, out_dir=tmp_path, task=synthetic_task)
+    with pytest.raises(ValueError, match="hparams given for ffm"):
+        compare(["fm"], hparams={"ffm": {"embed_dim": 4}}, out_dir=tmp_path,
+                task=synthetic_task)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_per_model_override_is_used_and_recorded(tmp_path, synthetic_task):
+    done = compare(["fm"], seeds=[0], epochs=1, hparams={"fm": {"embed_dim": 4}},
+                   baselines=False, out_dir=tmp_path, task=synthetic_task, progress=False,
+                   bootstrap_samples=50)
+    (run,) = done.runs
+    assert run["hparams"] == {"embed_dim": 4}
+    assert done.results["settings"]["hparams"] == {"fm": {"embed_dim": 4}}
+    assert run["params"] == count_parameters(build_model("fm", synthetic_task, embed_dim=4))
+    assert list(done.aggregates) == ["fm"]
+
+
+def test_cli_quick_end_to_end(capsys, tmp_path, task):
+    """``featint compare --quick`` on the real data: prints the leaderboard, writes files.
+    (The ``task`` fixture only makes the test skip where MovieLens is not available.)"""
+    models = [m for m in ("linear", "fm") if m in MODELS]
+    out = tmp_path / "results"
+    status, stdout, err = run_cli(capsys, "compare", "--quick", "--quiet", "--models",
+                                  ",".join(models), "--seeds", "0", "--out", str(out))
+    assert status == 0, err
+    assert "QUICK MODE" in stdout and "Budget:" in stdout
+    for text in ("mean rank", "HR@10", "NDCG@10", "params", "popular", *models):
+        assert text in stdout
+    results = check_outputs(out, models, [0])
+    assert results["settings"]["quick"] is True
+    assert results["settings"]["num_test_examples"] == 2000
+    assert results["data"]["counts"]["test"] == 20187
+    popular = results["aggregate"]["popular"]["mean"]
+    assert popular["hr@10"] > 5 * results["aggregate"]["random"]["mean"]["hr@10"]
+
+
+def test_cli_data(capsys, ml):
+    status, out, _ = run_cli(capsys, "data")
+    assert status == 0
+    assert "matches the official sha256" in out and "test 20,187" in out
+    assert "The counts match protocol v1." in out
