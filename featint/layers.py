@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from featint.task import Features
+from featint.task import Features, Field
 
 
 class FeaturesEmbedding(nn.Module):
@@ -26,6 +26,26 @@ class FeaturesEmbedding(nn.Module):
 
     def forward(self, f: Features) -> torch.Tensor:
         return self.embedding(f.idx) * f.val.unsqueeze(-1)
+
+    def fields(self, f: Features, num_fields: int) -> torch.Tensor:
+        """``pool_fields(self(f), f.field, num_fields)`` without the per-slot vectors:
+        ``(*batch, num_slots)`` -> ``(*batch, num_fields, k)``.
+
+        One ``embedding_bag`` whose bags are the (sample, field) pairs (slots reordered so that
+        each field is contiguous; an empty field gives zeros). Several times faster than
+        embedding every slot when a field is a long bag (the history) or ``k`` is large.
+        """
+        order = torch.argsort(f.field, stable=True)
+        count = torch.bincount(f.field, minlength=num_fields)
+        start = torch.cumsum(count, 0) - count             # first slot of each field
+        num_slots = f.idx.shape[-1]
+        rows = f.idx.numel() // max(num_slots, 1)
+        offsets = torch.arange(rows, device=f.idx.device)[:, None] * num_slots + start
+        out = nn.functional.embedding_bag(
+            f.idx[..., order].reshape(-1), self.embedding.weight, offsets.reshape(-1),
+            mode="sum", per_sample_weights=f.val[..., order].reshape(-1),
+            padding_idx=self.embedding.padding_idx)
+        return out.view(*f.idx.shape[:-1], num_fields, -1)
 
 
 class FeaturesLinear(nn.Module):
@@ -130,3 +150,81 @@ class ItemTable(nn.Module):
 
     def forward(self, items: torch.Tensor) -> Features:
         return Features(self.idx[items], self.val[items], self.field)
+
+
+class ContextItemMLP(nn.Module):
+    """An :class:`MLP` over ``[a; b]``, a context vector ``a`` joined to an item vector ``b``,
+    with the first layer split so that ranking many items stays cheap:
+
+    ``W [a; b] + bias = (W_a a + bias) + W_b b``
+
+    ``W_a a`` is computed once per context and ``W_b b`` once per item; their broadcast sum
+    then goes through the rest of the network. The result equals the MLP on the concatenation.
+
+    ``a``: ``(batch, ctx_dim)``.
+    ``b``: ``(batch, candidates, item_dim)`` -> ``(batch, candidates, out_dim)``, or
+    ``(num_items, item_dim)`` (the same items for every context) -> ``(batch, num_items,
+    out_dim)``. With ``out_dim=None`` the last hidden layer is returned instead.
+    ``context``/``item`` are ``W_a`` (with the bias) and ``W_b``; ``head`` is the rest:
+    [BatchNorm] -> ReLU -> Dropout after the first layer, then ``MLP(hidden[0], hidden[1:],
+    out_dim)``. ``chunk`` contexts at a time are pushed through ``head`` when ranking all
+    items, so the ``(chunk, num_items, hidden[0])`` activations stay small.
+    """
+
+    def __init__(
+        self, ctx_dim: int, item_dim: int, hidden: tuple[int, ...] | list[int],
+        out_dim: int | None = 1, dropout: float = 0.0, batch_norm: bool = False,
+        chunk: int = 16,
+    ) -> None:
+        super().__init__()
+        if not hidden:
+            raise ValueError("ContextItemMLP needs at least one hidden layer")
+        first, *rest = hidden
+        self.context = nn.Linear(ctx_dim, first)            # W_a and the layer's bias
+        self.item = nn.Linear(item_dim, first, bias=False)  # W_b
+        activation: list[nn.Module] = [_BatchNormLast(first)] if batch_norm else []
+        self.head = nn.Sequential(
+            *activation, nn.ReLU(), nn.Dropout(dropout),
+            MLP(first, rest, out_dim, dropout, batch_norm),
+        )
+        self.chunk = chunk
+        self.out_features = self.head[-1].out_features
+
+    @property
+    def output(self) -> nn.Linear:
+        """The output layer (``out_dim`` set): the last ``nn.Linear`` of ``head``."""
+        return self.head[-1][-1]
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        h_a = self.context(a).unsqueeze(-2)  # (batch, 1, hidden[0])
+        h_b = self.item(b)  # (batch, candidates, hidden[0]) or (num_items, hidden[0])
+        if b.dim() == 2 and not self.training:  # ranking: same items, contexts in chunks
+            return torch.cat([self.head(part + h_b) for part in h_a.split(self.chunk)])
+        return self.head(h_a + h_b)
+
+
+class NumericValues(nn.Module):
+    """The numeric fields as one dense vector of their values, for models that feed numbers to
+    an MLP directly (Wide & Deep's continuous features, DLRM's bottom MLP).
+
+    ``fields``: the numeric fields to gather (others are ignored), in the order of the
+    columns. ``(*batch, num_slots)`` -> ``(*batch, num_values)`` with ``num_values`` the sum
+    of their sizes; feature ``j`` of a field lands in its own column, every other slot
+    (categorical, bag, padding) in a dropped column, so the slot order does not matter.
+    """
+
+    def __init__(self, fields: tuple[Field, ...] | list[Field], num_features: int) -> None:
+        super().__init__()
+        self.num_values = sum(f.size for f in fields)
+        column = torch.full((num_features,), self.num_values)  # the dropped column
+        start = 0
+        for f in fields:
+            if f.kind != "numeric":
+                raise ValueError(f"field {f.name!r} is {f.kind}, not numeric")
+            column[f.offset:f.offset + f.size] = torch.arange(start, start + f.size)
+            start += f.size
+        self.register_buffer("column", column, persistent=False)
+
+    def forward(self, f: Features) -> torch.Tensor:
+        out = f.val.new_zeros(*f.val.shape[:-1], self.num_values + 1)
+        return out.scatter_add(-1, self.column[f.idx], f.val)[..., :-1]

@@ -1,0 +1,198 @@
+"""Attentional Factorization Machine (Xiao et al., 2017).
+
+``y(x) = w_0 + sum_i w_i x_i + p^T sum_{(f,g)} a_{fg} (e_f * e_g)``
+
+FM adds every pairwise interaction with the same weight 1. AFM keeps the element-wise
+products ``e_f * e_g`` (the *pair-interaction vectors*, ``*`` element-wise) and pools them with
+weights from a one-layer attention network, normalised over the pairs of the sample:
+
+``a'_{fg} = h^T ReLU(W (e_f * e_g) + b)``, ``a_{fg} = exp(a'_{fg}) / sum_{valid (f',g')}
+exp(a'_{f'g'})``
+
+Here the interacting units are the fields: ``e_f = sum_{i in f} x_i v_i`` is field ``f``'s
+vector (a categorical field's one ``x_i v_i``, a bag's weighted mean, a numeric field's
+``sum_j x_j v_j``), so there are ``m (m - 1) / 2`` pairs whatever the length of the history.
+A pair is *valid* when both fields are present (have a non-zero value); invalid pairs get
+weight 0 and the valid weights sum to 1.
+
+The softmax ties all pairs of a (context, movie) sample together, so unlike FM the score does
+not split into a context part plus a movie part. Ranking still computes everything it can once:
+the field vectors of the context and of every movie, the context-context pairs and their
+attention scores once per context, the movie-movie pairs once per movie; only the ``F_c x F_i``
+context-movie pairs are formed per (context, movie), a chunk of movies at a time.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from featint.layers import FeaturesEmbedding, FeaturesLinear, ItemTable, pairs, pool_fields
+from featint.models import register
+from featint.task import Features, Schema
+
+
+@register("afm")
+class AFM(nn.Module):
+    def __init__(
+        self, schema: Schema, items: Features, embed_dim: int = 16, attention_dim: int = 16,
+        dropout: float = 0.5, chunk_elements: int = 2**18,
+    ) -> None:
+        super().__init__()
+        m = len(schema.fields)
+        self.num_context_fields = c = len(schema.context_fields)
+        self.num_item_fields = m - c
+        self.chunk_elements = chunk_elements  # ranking: context-movie pair values per chunk
+        self.items = ItemTable(items)
+        self.w0 = nn.Parameter(torch.zeros(()))
+        self.linear = FeaturesLinear(schema.num_features)                  # w_i
+        self.embedding = FeaturesEmbedding(schema.num_features, embed_dim)  # v_i
+        # attention network: W (t x k) and b (t) in one Linear, h (t); t = attention_dim.
+        # Initialised as in the official code: W, b ~ N(0, 2 / (t + k)), h ~ N(0, 1), p = 1.
+        self.attention = nn.Linear(embed_dim, attention_dim)
+        glorot = math.sqrt(2.0 / (attention_dim + embed_dim))
+        nn.init.normal_(self.attention.weight, std=glorot)
+        nn.init.normal_(self.attention.bias, std=glorot)
+        self.h = nn.Parameter(torch.randn(attention_dim))
+        self.p = nn.Parameter(torch.ones(embed_dim))
+        # dropout on the attention-pooled vector (see the notebook): weights keep summing to 1
+        self.dropout = nn.Dropout(dropout)
+        cc, ii = pairs(c), pairs(m - c)
+        for name, tensor in (("cc_f", cc[0]), ("cc_g", cc[1]), ("ii_f", ii[0]), ("ii_g", ii[1])):
+            self.register_buffer(name, tensor, persistent=False)
+        # global field numbers of every pair in the order of the pair axis: cc, ii, cx
+        cx = (torch.arange(c).repeat_interleave(m - c), torch.arange(c, m).repeat(c))
+        self.register_buffer("pair_fields", torch.stack([
+            torch.cat([cc[0], ii[0] + c, cx[0]]), torch.cat([cc[1], ii[1] + c, cx[1]])], 1),
+            persistent=False)
+
+    def field_vectors(self, f: Features, num_fields: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``e_f = sum_{i in f} x_i v_i`` and whether field ``f`` is present (any non-zero
+        value): Features ``(*batch, slots)`` -> ``(*batch, fields, k)``, ``(*batch, fields)``."""
+        e = self.embedding.fields(f, num_fields)
+        present = pool_fields((f.val != 0).to(e.dtype).unsqueeze(-1), f.field, num_fields)
+        return e, present.squeeze(-1) > 0
+
+    def score(self, pv: torch.Tensor) -> torch.Tensor:
+        """Attention logits ``a' = h^T ReLU(W pv + b)``: ``(..., pairs, k)`` -> ``(..., pairs)``."""
+        return torch.relu(self.attention(pv)) @ self.h
+
+    def attend(
+        self, e_c: torch.Tensor, ok_c: torch.Tensor, cc: tuple[torch.Tensor, ...],
+        e_m: torch.Tensor, ok_m: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Attention-pooled pair-interaction vector and the attention weights.
+
+        ``e_c``, ``ok_c``: context field vectors ``(batch, F_c, k)`` and presence; ``cc``: the
+        context-context pair vectors, logits and validity (computed once per context);
+        ``e_m``, ``ok_m``: movie field vectors ``(batch, candidates, F_i, k)`` and presence.
+        Returns ``(batch, candidates, k)`` and weights ``(batch, candidates, pairs)`` in the
+        order of :attr:`pair_fields`.
+        """
+        pv_cc, s_cc, ok_cc = cc
+        pv_ii = e_m[..., self.ii_f, :] * e_m[..., self.ii_g, :]      # (·, candidates, P_ii, k)
+        ok_ii = ok_m[..., self.ii_f] & ok_m[..., self.ii_g]
+        # context-movie pairs: (batch, candidates, F_c, F_i, k) -> (batch, candidates, P_cx, k)
+        pv_cx = (e_c[:, None, :, None, :] * e_m[..., None, :, :]).flatten(-3, -2)
+        ok_cx = (ok_c[:, None, :, None] & ok_m[..., None, :]).flatten(-2)
+        shape = pv_cx.shape[:2]
+        logits = torch.cat([s_cc.unsqueeze(1).expand(*shape, -1),
+                            self.score(pv_ii).expand(*shape, -1), self.score(pv_cx)], -1)
+        valid = torch.cat([ok_cc.unsqueeze(1).expand(*shape, -1), ok_ii.expand(*shape, -1),
+                           ok_cx], -1)
+        # softmax over the pair axis, invalid pairs excluded: they get exactly 0 and the valid
+        # ones sum to 1 (a sample without any valid pair gets all zeros, not NaN)
+        logits = logits.masked_fill(~valid, torch.finfo(logits.dtype).min)
+        a = torch.softmax(logits, -1) * valid
+        a_cc, a_ii, a_cx = a.split([pv_cc.shape[-2], pv_ii.shape[-2], pv_cx.shape[-2]], -1)
+        pooled = (torch.einsum("bcp,bpk->bck", a_cc, pv_cc)
+                  + (a_ii.unsqueeze(-1) * pv_ii).sum(-2) + (a_cx.unsqueeze(-1) * pv_cx).sum(-2))
+        return pooled, a
+
+    def context_side(self, context: Features):
+        """Context field vectors and the context-context pairs (once per context)."""
+        e_c, ok_c = self.field_vectors(context, self.num_context_fields)
+        pv_cc = e_c[..., self.cc_f, :] * e_c[..., self.cc_g, :]    # (batch, P_cc, k)
+        ok_cc = ok_c[..., self.cc_f] & ok_c[..., self.cc_g]
+        return e_c, ok_c, (pv_cc, self.score(pv_cc), ok_cc)
+
+    def forward(self, context: Features, items: torch.Tensor) -> torch.Tensor:
+        # y = w_0 + sum_i w_i x_i + p^T dropout(sum_{valid (f, g)} a_fg (e_f * e_g))
+        movie = self.items(items)
+        e_c, ok_c, cc = self.context_side(context)
+        e_m, ok_m = self.field_vectors(movie, self.num_item_fields)
+        y = self.w0 + self.linear(context).unsqueeze(-1) + self.linear(movie)
+        if items.dim() == 1 and not (self.training and self.dropout.p > 0):
+            return y + self.rank_all(e_c, ok_c, cc, e_m, ok_m)       # fast, same numbers
+        if items.dim() == 1:                   # all movies in train mode: plain path
+            e_m, ok_m = (t.expand(e_c.shape[0], *t.shape) for t in (e_m, ok_m))
+        pooled, _ = self.attend(e_c, ok_c, cc, e_m, ok_m)
+        return y + self.dropout(pooled) @ self.p
+
+    def rank_all(
+        self, e_c: torch.Tensor, ok_c: torch.Tensor, cc: tuple[torch.Tensor, ...],
+        e_m: torch.Tensor, ok_m: torch.Tensor,
+    ) -> torch.Tensor:
+        """``p^T sum a_fg (e_f * e_g)`` of every context against every movie without dropout:
+        context ``(batch, F_c, k)``, movies ``(N, F_i, k)`` -> ``(batch, N)``.
+
+        Since ``p^T sum_fg a_fg pv_fg = sum_fg a_fg (p^T pv_fg)``, the score is a softmax-weighted
+        mean of the scalars ``s_fg = p^T pv_fg``. The softmax is split into three groups of pairs,
+        each summarised by its largest logit ``top``, ``z = sum exp(a' - top)`` and
+        ``n = sum exp(a' - top) s`` (log-sum-exp merging): context-context once per context,
+        movie-movie once per movie, context-movie per (context, movie) by matrix products:
+        ``W (e_f * e_g) + b = [W * e_g, b] [e_f, 1]`` is one product per movie chunk, and
+        ``s_fg = (p * e_f)^T e_g`` another.
+        """
+        pv_cc, s_cc, ok_cc = cc
+        pv_ii = e_m[..., self.ii_f, :] * e_m[..., self.ii_g, :]               # (N, P_ii, k)
+        ok_ii = ok_m[..., self.ii_f] & ok_m[..., self.ii_g]
+        top_c, z_c, n_c = _softmax_parts(s_cc, pv_cc @ self.p, ok_cc, -1)      # (batch,)
+        top_m, z_m, n_m = _softmax_parts(self.score(pv_ii), pv_ii @ self.p, ok_ii, -1)  # (N,)
+        # context-movie pairs, logits: W (e_f * e_g) + b = [W * e_g, b] [e_f, 1] is one matrix
+        # product per chunk of movies (small chunks: the activations stay in cache)
+        weight, bias = self.attention.weight, self.attention.bias              # (t, k), (t,)
+        batch, num_c, t = e_c.shape[0], e_c.shape[1], weight.shape[0]
+        num_m, num_i = e_m.shape[:2]
+        rows = torch.cat([e_c, torch.ones_like(e_c[..., :1])], -1).flatten(0, 1)  # (b F_c, k+1)
+        cols = torch.cat([weight * e_m.unsqueeze(-2),
+                          bias[:, None].expand(num_m, num_i, t, 1)], -1)    # (N, F_i, t, k+1)
+        chunk = max(1, self.chunk_elements // (rows.shape[0] * num_i * t))
+        rows_t = rows.T.contiguous()                                         # (k+1, b F_c)
+        h = self.h.expand(chunk * num_i, 1, t)
+        logits = e_c.new_empty(num_m * num_i, rows.shape[0])                 # (N F_i, b F_c)
+        for lo in range(0, num_m * num_i, chunk * num_i):
+            hidden = cols.flatten(0, 1)[lo:lo + chunk * num_i] @ rows_t      # (n F_i, t, b F_c)
+            logits[lo:lo + chunk * num_i] = torch.bmm(h[:len(hidden)], torch.relu_(hidden))[:, 0]
+        # ... and the values s_fg = (p * e_f)^T e_g, in the same layout
+        values = e_m.flatten(0, 1) @ (e_c * self.p).flatten(0, 1).T          # (N F_i, b F_c)
+        shape = (num_m, num_i, batch, num_c)
+        valid = ok_m[:, :, None, None] & ok_c                                # (N, F_i, b, F_c)
+        top_x, z_x, n_x = (part.T for part in _softmax_parts(
+            logits.view(shape), values.view(shape), valid, (1, 3)))         # (batch, N)
+        top = torch.maximum(torch.maximum(top_c[:, None], top_m[None, :]), top_x)
+        scale_c, scale_m = (top_c[:, None] - top).exp(), (top_m[None, :] - top).exp()
+        z = scale_c * z_c[:, None] + scale_m * z_m[None, :] + (top_x - top).exp() * z_x
+        n = scale_c * n_c[:, None] + scale_m * n_m[None, :] + (top_x - top).exp() * n_x
+        return n / z.clamp_min(torch.finfo(z.dtype).tiny)  # no valid pair at all: 0
+
+    @torch.no_grad()
+    def attention_weights(self, context: Features, items: torch.Tensor) -> torch.Tensor:
+        """Attention weights ``(batch, candidates, pairs)`` for candidates ``items`` of shape
+        ``(batch, candidates)``; pair ``p`` is the field pair ``pair_fields[p]``."""
+        e_c, ok_c, cc = self.context_side(context)
+        e_m, ok_m = self.field_vectors(self.items(items), self.num_item_fields)
+        return self.attend(e_c, ok_c, cc, e_m, ok_m)[1]
+
+
+def _softmax_parts(
+    logits: torch.Tensor, values: torch.Tensor, valid: torch.Tensor, dims: int | tuple[int, ...],
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For the valid entries over ``dims``: the largest logit ``top``, ``sum exp(l - top)`` and
+    ``sum exp(l - top) * value`` (a group without valid entries gives zeros for both sums)."""
+    logits = logits.masked_fill(~valid, torch.finfo(logits.dtype).min)
+    top = logits.amax(dims, keepdim=True)
+    e = (logits - top).exp() * valid
+    return top.squeeze(dims), e.sum(dims), (e * values).sum(dims)

@@ -1,0 +1,64 @@
+"""DeepFM (Guo et al., 2017): an FM and an MLP side by side on ONE embedding table.
+
+``y_hat = sigmoid(y_FM + y_DNN)``
+
+- FM component: ``y_FM = w_0 + sum_i w_i x_i + sum_{i<j} <V_i, V_j> x_i x_j``, exactly
+  :class:`featint.models.fm.FM` (same pieces, same parameter names, computed per side: the
+  context alone, the movie alone, and every context-movie pair as one dot product).
+- DNN component: ``a^(0) = [e_1, e_2, ..., e_m]`` the field embeddings, ``e_f = sum_{i in f}
+  x_i V_i`` (one vector for a categorical field; the weighted sum for a bag or a numeric
+  field), then ``a^(l+1) = ReLU(W^(l) a^(l) + b^(l))`` and ``y_DNN = W^(H+1) a^(H) +
+  b^(H+1)``. Its first layer is split into a context part and an item part
+  (:class:`featint.layers.ContextItemMLP`) so that ranking all movies stays cheap.
+
+The ``V_i`` of the FM are the embeddings the DNN reads: both components learn them together,
+from the raw fields alone, with no hand-made crosses (unlike Wide & Deep). With the DNN's
+output layer at zero, DeepFM is the FM.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from featint.layers import (
+    ContextItemMLP,
+    FeaturesEmbedding,
+    FeaturesLinear,
+    ItemTable,
+    cross_dot,
+    fm_interaction,
+    pool_fields,
+)
+from featint.models import register
+from featint.task import Features, Schema
+
+
+@register("deepfm")
+class DeepFM(nn.Module):
+    def __init__(
+        self, schema: Schema, items: Features, embed_dim: int = 16,
+        hidden: tuple[int, ...] = (64, 64, 64), dropout: float = 0.5,
+    ) -> None:
+        super().__init__()
+        self.items = ItemTable(items)
+        self.w0 = nn.Parameter(torch.zeros(()))
+        self.linear = FeaturesLinear(schema.num_features)                   # w_i
+        self.embedding = FeaturesEmbedding(schema.num_features, embed_dim)  # V_i, shared
+        self.num_ctx_fields = len(schema.context_fields)
+        self.num_item_fields = len(schema.item_fields)
+        self.dnn = ContextItemMLP(self.num_ctx_fields * embed_dim,
+                                  self.num_item_fields * embed_dim, hidden, 1, dropout)
+
+    def forward(self, context: Features, items: torch.Tensor) -> torch.Tensor:
+        movie = self.items(items)
+        xv_c, xv_m = self.embedding(context), self.embedding(movie)  # x_i V_i per slot
+        # FM component: the context alone (batch, 1), the movie alone, the pairs across
+        y_fm = ((self.w0 + self.linear(context) + fm_interaction(xv_c)).unsqueeze(-1)
+                + self.linear(movie) + fm_interaction(xv_m)
+                + cross_dot(xv_c.sum(-2), xv_m.sum(-2)))
+        # DNN component on the same embeddings: a^(0) = [e_1, ..., e_m], context | item
+        e_c = pool_fields(xv_c, context.field, self.num_ctx_fields).flatten(-2)
+        e_m = pool_fields(xv_m, movie.field, self.num_item_fields).flatten(-2)
+        y_dnn = self.dnn(e_c, e_m).squeeze(-1)
+        return y_fm + y_dnn

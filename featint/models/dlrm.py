@@ -1,0 +1,164 @@
+"""Deep Learning Recommendation Model (Naumov et al., 2019).
+
+Dense features go through a bottom MLP to a vector ``z`` of the embedding size; every sparse
+field (categorical, or a bag pooled per field) gives one embedding vector ``e_f``. With
+``t_0 = z`` and ``t_1..t_F`` the field vectors, the interaction is either
+
+- ``"dot"`` (the paper): ``R = [z, (<t_i, t_j>)_{i>j}]``, every pair once, no self pairs;
+- ``"cat"`` (the seed article's simplified variant): ``R = [t_0, t_1, ..., t_F]``;
+
+and the top MLP turns ``R`` into the logit. Here the dense features are the numeric context
+fields (a user's mean rating, genre shares, genre mean ratings); the sparse ones are the other
+context fields and the movie's fields.
+
+Ranking: the vectors split into context ones ``T_c`` (``z`` first) and item ones ``T_m``, and
+``R`` (its entries in this order, a permutation of the paper's) into a context part ``r_c``
+(``z`` and the dots inside ``T_c``), an item part ``r_m`` (the dots inside ``T_m``) and the
+cross dots ``<t_m, t_c>``. The top MLP's first layer ``W = [W_c | W_m | W_x]`` is applied in
+the same parts: ``W_c r_c + b`` once per context, ``W_m r_m`` once per movie, and the cross
+part, in training, on the cross dots themselves; when ranking all movies, with ``W_x`` folded
+into the context vectors, as one matrix product per chunk of contexts:
+
+``sum_{m,c} W_x[h,m,c] <t_m, t_c> = <vec(T_m), U[h]>``, ``U[h, m] = sum_c W_x[h,m,c] t_c``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from featint.layers import MLP, FeaturesEmbedding, ItemTable, pairs, pool_fields
+from featint.models import register
+from featint.task import Features, Schema
+
+
+@register("dlrm")
+class DLRM(nn.Module):
+    """``bottom``: hidden sizes of the bottom MLP (its output has ``embed_dim`` units; ReLU
+    after every layer, as in the official code). ``top``: hidden sizes of the top MLP, then one
+    logit. ``interaction``: ``"dot"`` or ``"cat"``. Every input size comes from the schema."""
+
+    def __init__(
+        self, schema: Schema, items: Features, embed_dim: int = 16,
+        bottom: tuple[int, ...] | list[int] = (64, 32), top: tuple[int, ...] | list[int] = (64, 32),
+        interaction: str = "dot", chunk: int = 32,
+    ) -> None:
+        super().__init__()
+        if interaction not in ("dot", "cat"):
+            raise ValueError(f"interaction must be 'dot' or 'cat', got {interaction!r}")
+        if any(f.kind == "numeric" for f in schema.item_fields):
+            raise ValueError("DLRM takes dense (numeric) features on the context side only")
+        ctx = schema.context_fields
+        numeric = [f for f in ctx if f.kind == "numeric"]
+        sparse = [n for n, f in enumerate(ctx) if f.kind != "numeric"]
+        self.interaction, self.chunk = interaction, chunk
+        self.num_ctx_fields, self.num_item_fields = len(ctx), len(schema.item_fields)
+        self.num_dense = sum(f.size for f in numeric)
+        # each numeric feature's global index -> its column of the dense vector (0: not dense)
+        column, start = torch.zeros(schema.num_features, dtype=torch.long), 1
+        for f in numeric:
+            column[f.offset:f.offset + f.size] = torch.arange(start, start + f.size)
+            start += f.size
+        self.register_buffer("dense_column", column, persistent=False)
+        self.register_buffer("ctx_sparse", torch.tensor(sparse, dtype=torch.long),
+                             persistent=False)
+        f_c, f_m = 1 + len(sparse), self.num_item_fields  # vectors per side, z included
+        # the pairs {i, j}, i != j, once each (the paper's strict lower triangle of the
+        # symmetric matrix of dots)
+        for side, n in (("ctx", f_c), ("item", f_m)):
+            i, j = pairs(n)
+            self.register_buffer(f"{side}_i", i, persistent=False)
+            self.register_buffer(f"{side}_j", j, persistent=False)
+        if interaction == "dot":  # R = [z, dots in T_c | dots in T_m | <t_m, t_c>]
+            self.parts = (embed_dim + len(self.ctx_i), len(self.item_i), f_m * f_c)
+        else:                     # R = [vec T_c | vec T_m]
+            self.parts = (f_c * embed_dim, f_m * embed_dim, 0)
+
+        self.items = ItemTable(items)
+        # one table per sparse field, as slices of one table (the numeric features' rows are
+        # never looked up: their values go to the bottom MLP)
+        self.embedding = FeaturesEmbedding(schema.num_features, embed_dim)
+        self.bottom = MLP(self.num_dense, (*bottom, embed_dim), None)       # z = bottom(dense)
+        self.top = MLP(sum(self.parts), top, 1)                             # logit = top(R)
+        self._init_as_official(schema)
+
+    def _init_as_official(self, schema: Schema) -> None:
+        """As the official code: embeddings uniform in +-sqrt(1/n) for a table of n rows; layer
+        weights normal with std sqrt(2 / (fan_in + fan_out)), biases std sqrt(1 / fan_out)."""
+        with torch.no_grad():
+            weight = self.embedding.embedding.weight
+            for f in schema.fields:
+                bound = math.sqrt(1.0 / f.size)
+                weight[f.offset:f.offset + f.size].uniform_(-bound, bound)
+        for layer in self.modules():
+            if isinstance(layer, nn.Linear):
+                fan_in, fan_out = layer.in_features, layer.out_features
+                nn.init.normal_(layer.weight, std=math.sqrt(2.0 / (fan_in + fan_out)))
+                nn.init.normal_(layer.bias, std=math.sqrt(1.0 / fan_out))
+
+    def dense(self, context: Features) -> torch.Tensor:
+        """The numeric features' values as a dense vector: ``(batch, num_dense)``."""
+        out = context.val.new_zeros(context.val.shape[0], self.num_dense + 1)
+        return out.scatter_add(1, self.dense_column[context.idx], context.val)[:, 1:]
+
+    def vectors(self, context: Features, items: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """``z`` ``(batch, k)``; context vectors ``T_c`` ``(batch, F_c, k)``, ``z`` first; item
+        vectors ``T_m`` ``(batch, candidates, F_m, k)`` or ``(num_items, F_m, k)``."""
+        z = self.bottom(self.dense(context))
+        e_c = pool_fields(self.embedding(context), context.field, self.num_ctx_fields)
+        t_c = torch.cat([z.unsqueeze(-2), e_c[:, self.ctx_sparse]], dim=-2)
+        movie = self.items(items)
+        t_m = pool_fields(self.embedding(movie), movie.field, self.num_item_fields)
+        return z, t_c, t_m
+
+    def forward(self, context: Features, items: torch.Tensor) -> torch.Tensor:
+        z, t_c, t_m = self.vectors(context, items)
+        if self.interaction == "dot":
+            # dots inside each side: once per context, once per movie
+            r_c = torch.cat([z, (t_c @ t_c.mT)[:, self.ctx_i, self.ctx_j]], dim=-1)
+            r_m = (t_m @ t_m.mT)[..., self.item_i, self.item_j]
+        else:
+            r_c, r_m = t_c.flatten(-2), t_m.flatten(-2)
+        first, rest = self.top[0], list(self.top)[1:]
+        w_c, w_m, w_x = first.weight.split(self.parts, dim=-1)
+        a_c = (r_c @ w_c.T + first.bias).unsqueeze(-2)  # W_c r_c + b: (batch, 1, hidden)
+        a_m = r_m @ w_m.T                                # W_m r_m: (batch, C | items, hidden)
+        if items.dim() == 2:  # candidates: the cross dots <t_m, t_c> themselves
+            h = a_c + a_m
+            if self.interaction == "dot":
+                cross = (t_m.flatten(1, 2) @ t_c.mT).view(*items.shape, -1)  # (b, C, F_m F_c)
+                h = h + cross @ w_x.T
+            return self._rest(h, rest)
+        # all movies: sum_{m,c} W_x[h, m, c] <t_m, t_c> = <vec T_m, U[h]> with
+        # U[h, m] = sum_c W_x[h, m, c] t_c built once per context; one product per chunk.
+        # Activations are laid out (num_items, chunk, hidden): the product needs no copy.
+        if self.interaction == "dot":
+            batch, f_c, _ = t_c.shape
+            u = (w_x.reshape(-1, f_c) @ t_c).view(batch, len(first.bias), -1)  # (b, h, F_m k)
+        x_m, a_c, a_m = t_m.flatten(-2), a_c.transpose(0, 1), a_m.unsqueeze(-2)
+        out = []  # contexts in chunks, so (num_items, chunk, hidden) stays small
+        for b in range(0, a_c.shape[1], self.chunk):
+            h = a_c[:, b:b + self.chunk] + a_m  # (num_items, chunk, hidden)
+            if self.interaction == "dot":
+                u_b = u[b:b + self.chunk]
+                h += (x_m @ u_b.flatten(0, 1).T).view(len(x_m), *u_b.shape[:2])
+            out.append(self._rest(h, rest).T)
+        return torch.cat(out)
+
+    @staticmethod
+    def _rest(h: torch.Tensor, rest: list[nn.Module]) -> torch.Tensor:
+        """The top MLP after its first linear layer: ``(..., hidden)`` -> logits ``(...)``."""
+        for layer in rest:  # ReLU -> Dropout -> ... -> the logit
+            h = layer(h)
+        return h.squeeze(-1)
+
+
+@register("dlrm_simplified")
+class DLRMSimplified(DLRM):
+    """DLRM with the field vectors concatenated instead of their dot products."""
+
+    def __init__(self, schema: Schema, items: Features, embed_dim: int = 16,
+                 **hparams: object) -> None:
+        super().__init__(schema, items, embed_dim, interaction="cat", **hparams)

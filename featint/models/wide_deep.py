@@ -1,0 +1,121 @@
+"""Wide & Deep (Cheng et al., 2016): a linear model and an MLP trained jointly.
+
+``P(y=1 | x) = sigmoid( w_wide^T [x, phi(x)]  +  w_deep^T a^(l_f)  +  b )``
+
+- Wide part: a linear model over the raw sparse features ``x`` and over cross-product
+  transformations ``phi_k(x) = prod_i x_i^{c_ki}`` (for binary features an AND, e.g.
+  AND(occupation=doctor, genre=Drama)). It *memorises* pairs seen in training. Each cross here
+  joins one context feature to one item feature (a cross inside the context adds the same
+  number to every movie, so it cannot change a ranking); its value is the product of the two
+  feature values, and the pair is hashed into one table of ``2**bits`` weights.
+- Deep part: ``a^(0) = [e_1; ...; e_m; dense]`` the field embeddings (a bag field pooled into
+  one vector by its weights) and the numeric fields as dense values, then
+  ``a^(l+1) = ReLU(W^(l) a^(l) + b^(l))``. It *generalises* through the embeddings. Its first
+  layer is split into a context part and an item part (:class:`featint.layers.ContextItemMLP`)
+  so that ranking all movies costs one context product per context.
+
+The paper trains the wide part with FTRL + L1 and the deep part with AdaGrad; featint's
+shared :func:`featint.train.fit` uses Adam for both, without L1.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from featint.layers import (
+    ContextItemMLP,
+    FeaturesEmbedding,
+    FeaturesLinear,
+    ItemTable,
+    NumericValues,
+)
+from featint.models import register
+from featint.task import Features, Schema
+
+#: The cross-product transformations: (context field, item field). A bag (genre) crosses
+#: with each of its members.
+CROSSES = (("occupation", "genre"), ("gender", "genre"), ("age", "year"),
+           ("last_movie", "movie"))
+
+
+def cross_bucket(a: torch.Tensor, b: torch.Tensor, num_features: int, bits: int) -> torch.Tensor:
+    """Hashed bucket in ``[0, 2**bits)`` of the cross of global features ``a`` and ``b``.
+
+    The pair gets the unique number ``a * num_features + b`` (global indices never repeat
+    across fields, so different crosses never share a number), and Knuth's multiplicative
+    hash keeps the top ``bits`` bits of ``number * 2654435761 mod 2**32``. ``a`` and ``b``
+    broadcast; the result has their broadcast shape.
+    """
+    number = a * num_features + b  # < 2**26 for this task, so the product fits in int64
+    return ((number * 2654435761) & 0xFFFFFFFF) >> (32 - bits)
+
+
+@register("wide_deep")
+class WideDeep(nn.Module):
+    def __init__(
+        self, schema: Schema, items: Features, embed_dim: int = 16,
+        hidden: tuple[int, ...] = (128, 64), dropout: float = 0.0,
+        crosses: tuple[tuple[str, str], ...] = CROSSES, bits: int = 20,
+    ) -> None:
+        super().__init__()
+        if not 0 < bits <= 32 or schema.num_features ** 2 >= 2**31:
+            raise ValueError(f"bits must be in 1..32 and the feature space small; got {bits}")
+        self.items = ItemTable(items)
+        self.num_features, self.bits = schema.num_features, bits
+        # -- wide: w for the raw features, one hashed table for every cross
+        self.linear = FeaturesLinear(schema.num_features)
+        self.cross_weight = nn.Embedding(2**bits, 1)
+        nn.init.zeros_(self.cross_weight.weight)
+        ctx_number = {f.name: n for n, f in enumerate(schema.context_fields)}
+        item_number = {f.name: n for n, f in enumerate(schema.item_fields)}
+        for a, b in crosses:
+            if schema.field(a).side != "context" or schema.field(a).kind != "categorical":
+                raise ValueError(f"cross ({a}, {b}): {a!r} must be a categorical context field")
+            if schema.field(b).side != "item":
+                raise ValueError(f"cross ({a}, {b}): {b!r} must be an item field")
+        self.crosses = [(ctx_number[a], item_number[b]) for a, b in crosses]
+        # -- deep: embeddings of the categorical and bag fields, numeric fields as values
+        self.embedding = FeaturesEmbedding(schema.num_features, embed_dim)
+        self.num_ctx_fields, self.num_item_fields = len(ctx_number), len(item_number)
+        self.embedded = [n for n, f in enumerate(schema.context_fields) if f.kind != "numeric"]
+        self.dense = NumericValues(
+            [f for f in schema.context_fields if f.kind == "numeric"], schema.num_features)
+        self.deep = ContextItemMLP(len(self.embedded) * embed_dim + self.dense.num_values,
+                                   self.num_item_fields * embed_dim, hidden, 1, dropout)
+
+    def wide_crosses(self, context: Features, movie: Features) -> torch.Tensor:
+        """``sum_k w_{h(k)} phi_k(x)`` over the crosses, ``phi_k = x_a x_b``.
+
+        ``movie`` of shape ``(batch, candidates, slots)`` gives ``(batch, candidates)``, of
+        shape ``(num_items, slots)`` gives ``(batch, num_items)``: one gather per cross, no
+        loop over movies. Ranking computes one row of all movies per *distinct* context
+        feature (21 occupations, not one per context) and copies it to the contexts that have
+        it.
+        """
+        total = 0.0
+        for a, b in self.crosses:
+            mask = context.field == a  # the one slot of the categorical field a
+            i_a, x_a = (context.idx * mask).sum(-1), (context.val * mask).sum(-1)  # (batch,)
+            cols = movie.field == b  # the slots of item field b (several for a bag)
+            i_b, x_b = movie.idx[..., cols], movie.val[..., cols]  # (..., slots_b)
+            if i_b.dim() == 2:  # all movies: rows for the distinct i_a, then (batch, items)
+                i_a, row = torch.unique(i_a, return_inverse=True)
+            else:
+                row = slice(None)
+            w = self.cross_weight(cross_bucket(i_a[:, None, None], i_b, self.num_features,
+                                               self.bits)).squeeze(-1)
+            total = total + x_a[:, None] * (w * x_b).sum(-1)[row]
+        return total
+
+    def forward(self, context: Features, items: torch.Tensor) -> torch.Tensor:
+        movie = self.items(items)
+        # wide: w^T [x, phi(x)], raw features of both sides plus the crosses
+        y_wide = (self.linear(context).unsqueeze(-1) + self.linear(movie)
+                  + self.wide_crosses(context, movie))
+        # deep: a^(0) = [e_1; ...; e_m; dense] split into its context and item parts
+        e_c = self.embedding.fields(context, self.num_ctx_fields)[:, self.embedded]
+        a_c = torch.cat([e_c.flatten(-2), self.dense(context)], -1)
+        a_m = self.embedding.fields(movie, self.num_item_fields).flatten(-2)
+        y_deep = self.deep(a_c, a_m).squeeze(-1)  # w_deep^T a^(l_f) + b, b = the output bias
+        return y_wide + y_deep
