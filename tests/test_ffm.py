@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from featint.layers import FeaturesEmbedding, pool_fields
 from featint.models import build_model, count_parameters
 from featint.task import Features
 
@@ -123,3 +124,27 @@ def test_ffm_both_item_forms_agree(synthetic_task, embed_dim):
         y_all = model(ctx, torch.arange(task.num_items))
     assert y_all.shape == (items.shape[0], task.num_items)
     assert torch.allclose(y_all.gather(1, items), y, atol=1e-6)
+
+
+def test_fields_embedding_equals_pooling_the_slots():
+    """``FeaturesEmbedding.fields`` (embedding_bag) == ``pool_fields`` of the per-slot vectors,
+    values and gradients, with padding, an empty field and any batch shape."""
+    gen = torch.Generator().manual_seed(0)
+    emb = FeaturesEmbedding(30, 5).double()
+    with torch.no_grad():
+        emb.embedding.weight.normal_(generator=gen)
+        emb.embedding.weight[0].zero_()
+    field = torch.tensor([2, 0, 0, 3, 0, 2])                   # field 1 has no slot at all
+    idx = torch.randint(1, 30, (2, 3, 6), generator=gen)
+    val = torch.randn(2, 3, 6, generator=gen, dtype=torch.float64)
+    idx[0, 1, 2:], val[0, 1, 2:] = 0, 0.0                       # padding
+    f = Features(idx, val, field)
+    fast = emb.fields(f, 4)
+    slow = pool_fields(emb(f), field, 4)
+    assert fast.shape == (2, 3, 4, 5)
+    assert torch.allclose(fast, slow, atol=1e-12)
+    assert torch.all(fast[..., 1, :] == 0)
+    weights = torch.randn(fast.shape, generator=gen, dtype=torch.float64)
+    grad_fast = torch.autograd.grad((fast * weights).sum(), emb.embedding.weight)[0]
+    grad_slow = torch.autograd.grad((slow * weights).sum(), emb.embedding.weight)[0]
+    assert torch.allclose(grad_fast, grad_slow, atol=1e-12)

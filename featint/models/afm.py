@@ -149,29 +149,39 @@ class AFM(nn.Module):
         pv_cc, s_cc, ok_cc = cc
         pv_ii = e_m[..., self.ii_f, :] * e_m[..., self.ii_g, :]               # (N, P_ii, k)
         ok_ii = ok_m[..., self.ii_f] & ok_m[..., self.ii_g]
-        top_c, z_c, n_c = _softmax_parts(s_cc, pv_cc @ self.p, ok_cc, -1)      # (batch,)
-        top_m, z_m, n_m = _softmax_parts(self.score(pv_ii), pv_ii @ self.p, ok_ii, -1)  # (N,)
-        # context-movie pairs, logits: W (e_f * e_g) + b = [W * e_g, b] [e_f, 1] is one matrix
-        # product per chunk of movies (small chunks: the activations stay in cache)
+        low = torch.finfo(e_c.dtype).min          # the logit of an invalid pair: weight 0
+        top_c, z_c, n_c = _softmax_parts(
+            s_cc.masked_fill(~ok_cc, low), pv_cc @ self.p, ok_cc.any(-1))        # (batch,)
+        top_m, z_m, n_m = _softmax_parts(
+            self.score(pv_ii).masked_fill(~ok_ii, low), pv_ii @ self.p, ok_ii.any(-1))  # (N,)
+        # context-movie pairs: W (e_f * e_g) + b = [W * e_g, b] [e_f, 1] is one matrix product
+        # per chunk of movies (small chunks: the t-wide hidden layer stays in cache), and the
+        # values s_fg = (p * e_f)^T e_g another; both are stored as (N, batch, F_c F_i)
         weight, bias = self.attention.weight, self.attention.bias              # (t, k), (t,)
         batch, num_c, t = e_c.shape[0], e_c.shape[1], weight.shape[0]
         num_m, num_i = e_m.shape[:2]
-        rows = torch.cat([e_c, torch.ones_like(e_c[..., :1])], -1).flatten(0, 1)  # (b F_c, k+1)
+        rows = torch.cat([e_c, torch.ones_like(e_c[..., :1])], -1).flatten(0, 1).T  # (k+1, bF_c)
         cols = torch.cat([weight * e_m.unsqueeze(-2),
                           bias[:, None].expand(num_m, num_i, t, 1)], -1)    # (N, F_i, t, k+1)
-        chunk = max(1, self.chunk_elements // (rows.shape[0] * num_i * t))
-        rows_t = rows.T.contiguous()                                         # (k+1, b F_c)
+        p_rows = (e_c * self.p).flatten(0, 1).T                              # (k, b F_c)
+        rows, p_rows = rows.contiguous(), p_rows.contiguous()
+        chunk = max(1, self.chunk_elements // (rows.shape[1] * num_i * t))
         h = self.h.expand(chunk * num_i, 1, t)
-        logits = e_c.new_empty(num_m * num_i, rows.shape[0])                 # (N F_i, b F_c)
-        for lo in range(0, num_m * num_i, chunk * num_i):
-            hidden = cols.flatten(0, 1)[lo:lo + chunk * num_i] @ rows_t      # (n F_i, t, b F_c)
-            logits[lo:lo + chunk * num_i] = torch.bmm(h[:len(hidden)], torch.relu_(hidden))[:, 0]
-        # ... and the values s_fg = (p * e_f)^T e_g, in the same layout
-        values = e_m.flatten(0, 1) @ (e_c * self.p).flatten(0, 1).T          # (N F_i, b F_c)
-        shape = (num_m, num_i, batch, num_c)
-        valid = ok_m[:, :, None, None] & ok_c                                # (N, F_i, b, F_c)
+        logits = e_c.new_empty(num_m, batch, num_c, num_i)
+        values = e_c.new_empty(num_m, batch, num_c, num_i)
+        for lo in range(0, num_m, chunk):
+            hidden = cols[lo:lo + chunk].flatten(0, 1) @ rows                # (n F_i, t, b F_c)
+            a = torch.bmm(h[:len(hidden)], torch.relu_(hidden))             # (n F_i, 1, b F_c)
+            logits[lo:lo + chunk] = a.view(-1, num_i, batch, num_c).permute(0, 2, 3, 1)
+            s = e_m[lo:lo + chunk].flatten(0, 1) @ p_rows                    # (n F_i, b F_c)
+            values[lo:lo + chunk] = s.view(-1, num_i, batch, num_c).permute(0, 2, 3, 1)
+        if not ok_c.all():                          # pairs with an absent field: weight 0
+            logits.masked_fill_(~ok_c[None, :, :, None], low)
+        if not ok_m.all():
+            logits.masked_fill_(~ok_m[:, None, None, :], low)
+        some = ok_m.any(-1)[:, None] & ok_c.any(-1)[None, :]                  # (N, batch)
         top_x, z_x, n_x = (part.T for part in _softmax_parts(
-            logits.view(shape), values.view(shape), valid, (1, 3)))         # (batch, N)
+            logits.flatten(-2), values.flatten(-2), some))                   # (batch, N)
         top = torch.maximum(torch.maximum(top_c[:, None], top_m[None, :]), top_x)
         scale_c, scale_m = (top_c[:, None] - top).exp(), (top_m[None, :] - top).exp()
         z = scale_c * z_c[:, None] + scale_m * z_m[None, :] + (top_x - top).exp() * z_x
@@ -188,11 +198,14 @@ class AFM(nn.Module):
 
 
 def _softmax_parts(
-    logits: torch.Tensor, values: torch.Tensor, valid: torch.Tensor, dims: int | tuple[int, ...],
+    logits: torch.Tensor, values: torch.Tensor, some: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """For the valid entries over ``dims``: the largest logit ``top``, ``sum exp(l - top)`` and
-    ``sum exp(l - top) * value`` (a group without valid entries gives zeros for both sums)."""
-    logits = logits.masked_fill(~valid, torch.finfo(logits.dtype).min)
-    top = logits.amax(dims, keepdim=True)
-    e = (logits - top).exp() * valid
-    return top.squeeze(dims), e.sum(dims), (e * values).sum(dims)
+    """Softmax summary of each row (last axis) whose invalid entries hold the lowest float:
+    the largest logit ``top``, ``z = sum exp(l - top)`` and ``n = sum exp(l - top) * value``.
+    ``some``: whether the row has a valid entry at all (if not, ``z = n = 0``). Overwrites
+    ``logits`` (in place: the context-movie tensors are large)."""
+    top = logits.detach().amax(-1, keepdim=True)  # only a shift: n / z does not depend on it
+    e = logits.sub_(top).exp_()                   # invalid entries: exp(lowest - top) = 0
+    z = torch.where(some, e.sum(-1), 0.0)
+    n = torch.where(some, (e.unsqueeze(-2) @ values.unsqueeze(-1))[..., 0, 0], 0.0)
+    return top.squeeze(-1), z, n
