@@ -435,12 +435,13 @@ assert torch.isfinite(relative).all() and (relative > 0).all()
 # context.
 #
 # Still, in the run stored here AFM ends behind FM and FFM on the test set, though far ahead of
-# the baselines. Two reasons stand out. The softmax makes the pairwise term a *mean* over pairs
-# where FM has a *sum*, so AFM has to grow larger embeddings to produce the same score range
-# and learns more slowly, as its validation curve shows (the official code starts from a
-# trained FM for this reason). And the price of the field-level form: the history is one
-# pooled vector, and the pairs inside it, which FM models, are gone. AFM's published gains
-# were on data with three and ten fields, pairs of single features, and a regression loss.
+# the baselines, and its training loss stays above FM's: it underfits rather than overfits.
+# Likely reasons: the softmax makes the pairwise term a weighted *mean* over the pairs where FM
+# has a *sum*, so it is bounded by its largest pair and large scores need large embeddings
+# (slow to reach with Adam's steps; the official README starts AFM from a trained FM), and
+# half of the pooled vector is dropped at every training step (dropout 0.5, the official
+# default). AFM's published gains were on data with three and ten fields, pairs of single
+# features, and a regression loss.
 #
 # ## What AFM leaves open
 #
