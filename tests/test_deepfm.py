@@ -8,26 +8,12 @@ import itertools
 
 import numpy as np
 import torch
+from helpers import context64, perturbed
 
 from featint.layers import ContextItemMLP
 from featint.models import build_model
 from featint.models.deepfm import DeepFM
 from featint.task import Features
-
-
-def perturbed(task, seed: int = 0, **hparams) -> DeepFM:
-    """A DeepFM in float64 and eval mode with every parameter random."""
-    model = build_model("deepfm", task, seed=seed, **hparams).double().eval()
-    gen = torch.Generator().manual_seed(seed + 1)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen, dtype=p.dtype) * 0.1)
-    return model
-
-
-def context64(task, ex) -> Features:
-    c = task.context(np.asarray(ex))
-    return Features(c.idx, c.val.double(), c.field)
 
 
 def short_examples(task, n: int) -> np.ndarray:
@@ -55,7 +41,7 @@ def brute_force_fm(model: DeepFM, task, ex: np.ndarray, items: list[int]) -> tor
 
 def test_fm_part_matches_brute_force(synthetic_task):
     task = synthetic_task
-    model = perturbed(task)
+    model = perturbed(task, "deepfm")
     with torch.no_grad():
         model.dnn.output.weight.zero_()
         model.dnn.output.bias.zero_()
@@ -67,7 +53,7 @@ def test_fm_part_matches_brute_force(synthetic_task):
 
 def test_collapses_to_fm_when_the_dnn_output_is_zero(synthetic_task):
     task = synthetic_task
-    deepfm = perturbed(task, seed=2)
+    deepfm = perturbed(task, "deepfm", seed=2)
     fm = build_model("fm", task).double().eval()
     fm.load_state_dict({k: v for k, v in deepfm.state_dict().items()
                         if not k.startswith("dnn.")})  # w0, linear, embedding: copied
@@ -87,8 +73,9 @@ def test_dnn_part_is_the_mlp_on_the_field_embeddings(synthetic_task):
     """Naive float64 reference: field embeddings pooled by hand per (context, movie), joined,
     through the full (unsplit) first layer and the rest of the network."""
     task = synthetic_task
-    model = perturbed(task, seed=4, hidden=(10, 8, 6))
-    fm_only = perturbed(task, seed=4, hidden=(10, 8, 6))  # the same model, DNN output zero
+    model = perturbed(task, "deepfm", seed=4, hidden=(10, 8, 6))
+    # the same model, its DNN output zeroed below
+    fm_only = perturbed(task, "deepfm", seed=4, hidden=(10, 8, 6))
     with torch.no_grad():
         fm_only.dnn.output.weight.zero_()
         fm_only.dnn.output.bias.zero_()
@@ -132,7 +119,7 @@ def _dnn_inputs(model: DeepFM, context: Features, items: torch.Tensor):
 
 def test_all_items_equals_candidates(synthetic_task):
     task = synthetic_task
-    model = perturbed(task, seed=6)
+    model = perturbed(task, "deepfm", seed=6)
     context = context64(task, task.examples("test")[:50])
     candidates = torch.from_numpy(np.random.default_rng(1).integers(0, task.num_items, (50, 5)))
     with torch.no_grad():

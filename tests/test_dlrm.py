@@ -10,26 +10,11 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from helpers import context64, perturbed
 
 from featint.models import MODELS, build_model
 from featint.models.dlrm import DLRM
-from featint.task import Features, Field, Schema
-
-
-def context64(task, ex) -> Features:
-    c = task.context(np.asarray(ex))
-    return Features(c.idx, c.val.double(), c.field)
-
-
-def perturbed(task, name: str = "dlrm", seed: int = 0, **hparams) -> DLRM:
-    """A DLRM in float64 and eval mode with every parameter random."""
-    model = build_model(name, task, seed=seed, **hparams).double()
-    gen = torch.Generator().manual_seed(seed + 1)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen, dtype=p.dtype) * 0.3)
-        model.embedding.embedding.weight[0].zero_()
-    return model.eval()
+from featint.task import Field, Schema
 
 
 def field_vector(model: DLRM, field: Field, idx: list[int], val: list[float]) -> torch.Tensor:
@@ -95,7 +80,7 @@ def test_dots_are_the_papers_lower_triangle(synthetic_task):
     """The set of dots the model feeds the top MLP is the strict lower triangle of ``T T^T``
     with ``T`` all vectors, ``z`` first (the official code's interaction), reordered."""
     task = synthetic_task
-    model = perturbed(task, seed=4)
+    model = perturbed(task, "dlrm", seed=4)
     ex = short_examples(task, 2)
     with torch.no_grad():
         z, t_c, t_m = model.vectors(context64(task, ex), torch.tensor([[3], [9]]))

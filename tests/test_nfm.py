@@ -9,30 +9,11 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from helpers import context64, perturbed
 from torch import nn
 
 from featint.models import build_model
 from featint.models.nfm import NFM
-from featint.task import Features
-
-
-def context64(task, ex) -> Features:
-    c = task.context(np.asarray(ex))
-    return Features(c.idx, c.val.double(), c.field)
-
-
-def perturbed(task, seed: int = 0, **hparams) -> NFM:
-    """An NFM in float64 and eval mode with every parameter and running statistic random."""
-    model = build_model("nfm", task, seed=seed, **hparams).double()
-    gen = torch.Generator().manual_seed(seed + 1)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen, dtype=p.dtype) * 0.3)
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm1d):
-                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=gen) * 0.1)
-                m.running_var.copy_(torch.rand(m.running_var.shape, generator=gen) + 0.5)
-    return model.eval()
 
 
 def brute_force(model: NFM, task, ex: np.ndarray, items: list[int]) -> torch.Tensor:
@@ -61,7 +42,7 @@ def short_examples(task, n: int) -> np.ndarray:
 @pytest.mark.parametrize("hparams", [{}, {"hidden": (8, 4)}, {"batch_norm": False}])
 def test_matches_brute_force(synthetic_task, hparams):
     task = synthetic_task
-    model = perturbed(task, **hparams)
+    model = perturbed(task, "nfm", **hparams)
     ex, items = short_examples(task, 3), [0, 7, 100]
     expected = brute_force(model, task, ex, items)
     with torch.no_grad():
@@ -76,7 +57,7 @@ def test_fast_ranking_path_equals_the_plain_one(synthetic_task, hparams):
     """The eval-mode all-movie path folds BatchNorm and the first layer into one affine map;
     it must give what the plain path gives on the same (context, movie) pairs."""
     task = synthetic_task
-    model = perturbed(task, seed=3, **hparams)
+    model = perturbed(task, "nfm", seed=3, **hparams)
     ex = task.examples("valid")[:40]
     every_item = torch.arange(task.num_items)
     with torch.no_grad():

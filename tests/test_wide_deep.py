@@ -6,27 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import context64, perturbed
 
 from featint.layers import NumericValues
 from featint.models import build_model
 from featint.models.wide_deep import CROSSES, WideDeep, cross_bucket
 from featint.task import Features
-
-
-def perturbed(task, seed: int = 0, **hparams) -> WideDeep:
-    """A Wide & Deep in float64 and eval mode with every parameter random (the wide tables
-    start at zero, which would hide a wrong index)."""
-    model = build_model("wide_deep", task, seed=seed, **hparams).double().eval()
-    gen = torch.Generator().manual_seed(seed + 1)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen, dtype=p.dtype) * 0.1)
-    return model
-
-
-def context64(task, ex) -> Features:
-    c = task.context(np.asarray(ex))
-    return Features(c.idx, c.val.double(), c.field)
 
 
 def slot(task, name: str) -> int:
@@ -80,7 +65,7 @@ def test_occupation_genre_cross_hits_its_bucket(synthetic_task):
 
 def test_contexts_differing_in_occupation_differ_only_through_its_terms(synthetic_task):
     task = synthetic_task
-    model = perturbed(task)
+    model = perturbed(task, "wide_deep")
     c1 = context64(task, task.examples("test")[:1])
     s = slot(task, "occupation")
     occupation = task.schema.field("occupation")
@@ -108,7 +93,7 @@ def test_contexts_differing_in_occupation_differ_only_through_its_terms(syntheti
 
 def test_all_items_equals_candidates(synthetic_task):
     task = synthetic_task
-    model = perturbed(task, seed=3)
+    model = perturbed(task, "wide_deep", seed=3)
     context = context64(task, task.examples("valid")[:40])
     rng = np.random.default_rng(0)
     candidates = torch.from_numpy(rng.integers(0, task.num_items, (40, 7)))
@@ -126,7 +111,7 @@ def test_deep_part_is_the_mlp_on_the_concatenated_input(synthetic_task):
     """Naive float64 reference: per (context, movie) the field embeddings are pooled by hand,
     joined with the numeric values, and go through the full (unsplit) first layer."""
     task = synthetic_task
-    model = perturbed(task, seed=5, hidden=(12, 6))
+    model = perturbed(task, "wide_deep", seed=5, hidden=(12, 6))
     context = context64(task, task.examples("fit")[:5])
     items = torch.tensor([0, 7, 42])
     V = model.embedding.embedding.weight
