@@ -123,7 +123,7 @@ def test_deep_part_is_the_mlp_on_the_concatenated_input(synthetic_task):
         for i, x, f in zip(context.idx[r].tolist(), context.val[r].tolist(),
                            context.field.tolist(), strict=True):
             fields[f] = fields.get(f, 0) + x * V[i]
-        embedded = [fields.get(f, torch.zeros_like(V[0])) for f in model.embedded]
+        embedded = [fields.get(f, torch.zeros_like(V[0])) for f in model.embedded.tolist()]
         dense = torch.cat([context.val[r, context.idx[r] == f.offset + j]
                            for f in numeric for j in range(f.size)])
         for c, m in enumerate(items.tolist()):

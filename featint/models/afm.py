@@ -92,7 +92,8 @@ class AFM(nn.Module):
         order of :attr:`pair_fields`.
         """
         pv_cc, s_cc, ok_cc = cc
-        pv_ii = e_m[..., self.ii_f, :] * e_m[..., self.ii_g, :]      # (·, candidates, P_ii, k)
+        # (·, candidates, P_ii, k); index_select, not e_m[..., ii_f, :]: a faster backward
+        pv_ii = e_m.index_select(-2, self.ii_f) * e_m.index_select(-2, self.ii_g)
         ok_ii = ok_m[..., self.ii_f] & ok_m[..., self.ii_g]
         # context-movie pairs: (batch, candidates, F_c, F_i, k) -> (batch, candidates, P_cx, k)
         pv_cx = (e_c[:, None, :, None, :] * e_m[..., None, :, :]).flatten(-3, -2)
@@ -114,7 +115,7 @@ class AFM(nn.Module):
     def context_side(self, context: Features):
         """Context field vectors and the context-context pairs (once per context)."""
         e_c, ok_c = self.field_vectors(context, self.num_context_fields)
-        pv_cc = e_c[..., self.cc_f, :] * e_c[..., self.cc_g, :]    # (batch, P_cc, k)
+        pv_cc = e_c.index_select(-2, self.cc_f) * e_c.index_select(-2, self.cc_g)  # (b, P_cc, k)
         ok_cc = ok_c[..., self.cc_f] & ok_c[..., self.cc_g]
         return e_c, ok_c, (pv_cc, self.score(pv_cc), ok_cc)
 
@@ -147,7 +148,7 @@ class AFM(nn.Module):
         ``s_fg = (p * e_f)^T e_g`` another.
         """
         pv_cc, s_cc, ok_cc = cc
-        pv_ii = e_m[..., self.ii_f, :] * e_m[..., self.ii_g, :]               # (N, P_ii, k)
+        pv_ii = e_m.index_select(-2, self.ii_f) * e_m.index_select(-2, self.ii_g)  # (N, P_ii, k)
         ok_ii = ok_m[..., self.ii_f] & ok_m[..., self.ii_g]
         low = torch.finfo(e_c.dtype).min          # the logit of an invalid pair: weight 0
         top_c, z_c, n_c = _softmax_parts(

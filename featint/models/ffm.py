@@ -71,7 +71,10 @@ class FFM(nn.Module):
     def block(self, u: torch.Tensor, f: torch.Tensor, g: torch.Tensor, first_field: int):
         """``u_{f,g}`` for index tensors ``f`` (fields of ``u``'s side) and ``g`` (any field):
         ``(*batch, fields, m - 1, k)`` -> ``(*batch, pairs, k)``."""
-        return u[..., f - first_field, self.column[f, g], :]
+        # one index_select on the flattened (field, column) axes: its backward is an
+        # index_add, much faster on CPU than that of u[..., rows, columns, :]
+        flat = (f - first_field) * (self.num_fields - 1) + self.column[f, g]
+        return u.flatten(-3, -2).index_select(-2, flat)
 
     def forward(self, context: Features, items: torch.Tensor) -> torch.Tensor:
         c = self.num_context_fields

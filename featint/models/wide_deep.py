@@ -29,6 +29,7 @@ from featint.layers import (
     FeaturesLinear,
     ItemTable,
     NumericValues,
+    lookup,
 )
 from featint.models import register
 from featint.task import Features, Schema
@@ -78,7 +79,8 @@ class WideDeep(nn.Module):
         # -- deep: embeddings of the categorical and bag fields, numeric fields as values
         self.embedding = FeaturesEmbedding(schema.num_features, embed_dim)
         self.num_ctx_fields, self.num_item_fields = len(ctx_number), len(item_number)
-        self.embedded = [n for n, f in enumerate(schema.context_fields) if f.kind != "numeric"]
+        embedded = [n for n, f in enumerate(schema.context_fields) if f.kind != "numeric"]
+        self.register_buffer("embedded", torch.tensor(embedded), persistent=False)
         self.dense = NumericValues(
             [f for f in schema.context_fields if f.kind == "numeric"], schema.num_features)
         self.deep = ContextItemMLP(len(self.embedded) * embed_dim + self.dense.num_values,
@@ -103,8 +105,8 @@ class WideDeep(nn.Module):
                 i_a, row = torch.unique(i_a, return_inverse=True)
             else:
                 row = slice(None)
-            w = self.cross_weight(cross_bucket(i_a[:, None, None], i_b, self.num_features,
-                                               self.bits)).squeeze(-1)
+            w = lookup(self.cross_weight.weight, cross_bucket(
+                i_a[:, None, None], i_b, self.num_features, self.bits)).squeeze(-1)
             total = total + x_a[:, None] * (w * x_b).sum(-1)[row]
         return total
 
@@ -114,7 +116,7 @@ class WideDeep(nn.Module):
         y_wide = (self.linear(context).unsqueeze(-1) + self.linear(movie)
                   + self.wide_crosses(context, movie))
         # deep: a^(0) = [e_1; ...; e_m; dense] split into its context and item parts
-        e_c = self.embedding.fields(context, self.num_ctx_fields)[:, self.embedded]
+        e_c = self.embedding.fields(context, self.num_ctx_fields).index_select(1, self.embedded)
         a_c = torch.cat([e_c.flatten(-2), self.dense(context)], -1)
         a_m = self.embedding.fields(movie, self.num_item_fields).flatten(-2)
         y_deep = self.deep(a_c, a_m).squeeze(-1)  # w_deep^T a^(l_f) + b, b = the output bias
