@@ -2,7 +2,8 @@
 
 Each fit example contributes its true next movie (label 1) and ``num_negatives`` movies drawn
 uniformly from those the user had not watched before ``t`` (label 0), redrawn every epoch.
-After every epoch the model ranks the validation examples against all movies; training stops
+After every epoch the model ranks the validation examples (all, or a fixed evenly spread
+subsample: ``valid_limit``) against all movies; training stops
 when the monitored metric has not improved for ``patience`` epochs, and the best weights are
 restored. The test set is never looked at.
 """
@@ -76,13 +77,16 @@ def fit(
     seed: int = 0,
     device: str | torch.device | None = None,
     max_examples: int | None = None,
+    valid_limit: int | None = None,
     progress: bool = True,
     verbose: bool = True,
 ) -> History:
     """Train ``model`` on the fit examples of ``task``; returns the :class:`History`.
 
-    ``max_examples`` caps fit and validation examples per epoch (quick mode: 4096 and 1000,
-    and at most 2 epochs). ``seed`` fixes the shuffling, the negatives and dropout.
+    ``max_examples`` caps the fit examples per epoch; ``valid_limit`` the validation examples
+    ranked after each epoch (the same evenly spread subsample every epoch; None: all 8,289).
+    Quick mode: at most 4096 and 1000, and 2 epochs. ``seed`` fixes the shuffling, the
+    negatives and dropout.
     """
     if monitor not in HIGHER_IS_BETTER:
         raise ValueError(f"unknown monitor {monitor!r}; choose from {list(HIGHER_IS_BETTER)}")
@@ -91,14 +95,16 @@ def fit(
             raise ValueError(f"{name} must be at least 1, got {value}")
     if num_negatives < 1:
         raise ValueError(f"num_negatives must be at least 1, got {num_negatives}")
-    val_limit = None
+    if valid_limit is not None and valid_limit < 1:
+        raise ValueError(f"valid_limit must be at least 1 (or None for all), got {valid_limit}")
     if quick():
-        epochs, max_examples, val_limit = min(epochs, 2), min(max_examples or 4096, 4096), 1000
+        epochs, max_examples = min(epochs, 2), min(max_examples or 4096, 4096)
+        valid_limit = min(valid_limit or 1000, 1000)
     device = torch.device(device) if device is not None else default_device()
     model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     fit_examples = task.examples("fit")
-    valid_examples = subsample(task.examples("valid"), val_limit)
+    valid_examples = subsample(task.examples("valid"), valid_limit)
     labels = torch.zeros(1 + num_negatives, device=device)
     labels[0] = 1.0
     sign = 1.0 if HIGHER_IS_BETTER[monitor] else -1.0
