@@ -10,7 +10,7 @@ TORCH ?= torch==2.13.0
 RESULTS ?= results
 BOOK_FLAGS := --config book/_config.yml --toc book/_toc.yml -W -n --keep-going
 
-.PHONY: setup run bench test lint unit notebooks book lab outputs clean
+.PHONY: setup run bench tune test lint unit notebooks book lab outputs clean
 
 setup: $(VENV)/.ready
 
@@ -31,6 +31,12 @@ run: setup
 # Quote figures from an idle machine.
 bench: setup
 	$(BIN)/python benchmarks/bench.py $(BENCH_FLAGS)
+
+# The learning rate of each model under the comparison's budget, chosen on validation (long:
+# 3 rates x every model; `make tune TUNE_FLAGS="--device cuda"` on a GPU). Its choices are
+# recorded in featint/compare.py (TUNED_LR).
+tune: setup
+	$(BIN)/python benchmarks/tune.py $(TUNE_FLAGS)
 
 test: setup lint precommit unit notebooks book
 

@@ -78,7 +78,7 @@ def measure_model(name: str, batches: int, data_dir: str | None) -> dict[str, fl
     base_rss = current_rss_mb()
     budget = Budget()
     model = build_model(name, task, seed=0, **model_hparams(name, budget))
-    optimizer = torch.optim.Adam(model.parameters(), lr=budget.lr)
+    optimizer = torch.optim.Adam(model.parameters(), lr=budget.lr_for(name))
     rng = np.random.default_rng(0)
     order = length_bucketed_batches(rng.permutation(task.examples("fit")), task.t,
                                     budget.batch_size, rng)
@@ -252,8 +252,11 @@ def main(argv: list[str] | None = None) -> int:
     figures: dict[str, object] = {"models": []}
     head = (f"{'model':<16}{'params':>10}{'train ex/s':>12}{'pairs/s':>10}{'epoch s':>9}"
             f"{'rank s':>9}{'target':>8}{'':>6}{'base MB':>9}{'peak MB':>9}")
+    limit = Budget().valid_limit
     print("Per model: training throughput (1 + 4 negatives per example), estimated epoch (one "
-          "pass over the fit examples + ranking the validation set), full test ranking "
+          "pass over the fit examples + ranking "
+          + ("the validation set" if limit is None else f"{limit} validation examples")
+          + ", as the comparison's budget does), full test ranking "
           "(20,187 x 1682), resident memory after loading the task and at its peak")
     print(head)
     misses = 0
@@ -264,9 +267,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:<16}failed: {row['error']}")
             misses += 1
             continue
+        valid = min(row["valid_examples"], Budget().valid_limit or row["valid_examples"])
         row["epoch_seconds"] = (row["fit_examples"] / row["train_examples_per_s"]
-                                + row["valid_examples"] / row["rank_examples"]
-                                * row["rank_seconds"])
+                                + valid / row["rank_examples"] * row["rank_seconds"])
         target = RANK_TARGET_FAST if name in FAST_MODELS else RANK_TARGET_ANY
         mark = verdict(row["rank_seconds"], target)
         misses += mark == "MISS"

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from featint.compare import BASELINES, ordered
+from featint.compare import BASELINES, Budget, ordered
 from featint.data import ENV_VAR, DataError
 from featint.models import MODELS
 
@@ -80,8 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="training seeds, e.g. 0,1,2 (default)")
     seeds.add_argument("--num-seeds", type=_positive_int, default=None, metavar="N",
                        help="use seeds 0..N-1")
-    cmp.add_argument("--epochs", type=_positive_int, default=20,
-                     help="epoch cap per model (default 20; early stopping may end sooner)")
+    cmp.add_argument("--epochs", type=_positive_int, default=Budget.epochs,
+                     help=f"epoch cap per model (default {Budget.epochs}; early stopping may "
+                          "end sooner)")
     cmp.add_argument("--embed-dim", type=_positive_int, default=16,
                      help="embedding size of every model (default 16)")
     cmp.add_argument("--patience", type=_positive_int, default=3,

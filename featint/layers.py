@@ -134,7 +134,7 @@ class MLP(nn.Sequential):
             layers.append(nn.Linear(in_dim, size))
             if batch_norm:
                 layers.append(_BatchNormLast(size))
-            layers += [nn.ReLU(), nn.Dropout(dropout)]
+            layers += [nn.ReLU(inplace=True), nn.Dropout(dropout)]  # in place: less memory traffic
             in_dim = size
         if out_dim is not None:
             layers.append(nn.Linear(in_dim, out_dim))
@@ -200,7 +200,7 @@ class ContextItemMLP(nn.Module):
         self.item = nn.Linear(item_dim, first, bias=False)  # W_b
         activation: list[nn.Module] = [_BatchNormLast(first)] if batch_norm else []
         self.head = nn.Sequential(
-            *activation, nn.ReLU(), nn.Dropout(dropout),
+            *activation, nn.ReLU(inplace=True), nn.Dropout(dropout),
             MLP(first, rest, out_dim, dropout, batch_norm),
         )
         self.chunk = chunk

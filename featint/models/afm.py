@@ -19,7 +19,7 @@ The softmax ties all pairs of a (context, movie) sample together, so unlike FM t
 not split into a context part plus a movie part. Ranking still computes everything it can once:
 the field vectors of the context and of every movie, the context-context pairs and their
 attention scores once per context, the movie-movie pairs once per movie; only the ``F_c x F_i``
-context-movie pairs are formed per (context, movie), a chunk of movies at a time.
+context-movie pairs are formed per (context, movie), one movie at a time.
 """
 
 from __future__ import annotations
@@ -38,13 +38,12 @@ from featint.task import Features, Schema
 class AFM(nn.Module):
     def __init__(
         self, schema: Schema, items: Features, embed_dim: int = 16, attention_dim: int = 16,
-        dropout: float = 0.5, chunk_elements: int = 2**18,
+        dropout: float = 0.5,
     ) -> None:
         super().__init__()
         m = len(schema.fields)
         self.num_context_fields = c = len(schema.context_fields)
         self.num_item_fields = m - c
-        self.chunk_elements = chunk_elements  # ranking: context-movie pair values per chunk
         self.items = ItemTable(items)
         self.w0 = nn.Parameter(torch.zeros(()))
         self.linear = FeaturesLinear(schema.num_features)                  # w_i
@@ -144,7 +143,7 @@ class AFM(nn.Module):
         each summarised by its largest logit ``top``, ``z = sum exp(a' - top)`` and
         ``n = sum exp(a' - top) s`` (log-sum-exp merging): context-context once per context,
         movie-movie once per movie, context-movie per (context, movie) by matrix products:
-        ``W (e_f * e_g) + b = [W * e_g, b] [e_f, 1]`` is one product per movie chunk, and
+        ``W (e_f * e_g) + b = [e_f, 1] [W * e_g, b]^T`` is one product per movie, and
         ``s_fg = (p * e_f)^T e_g`` another.
         """
         pv_cc, s_cc, ok_cc = cc
@@ -155,27 +154,26 @@ class AFM(nn.Module):
             s_cc.masked_fill(~ok_cc, low), pv_cc @ self.p, ok_cc.any(-1))        # (batch,)
         top_m, z_m, n_m = _softmax_parts(
             self.score(pv_ii).masked_fill(~ok_ii, low), pv_ii @ self.p, ok_ii.any(-1))  # (N,)
-        # context-movie pairs: W (e_f * e_g) + b = [W * e_g, b] [e_f, 1] is one matrix product
-        # per chunk of movies (small chunks: the t-wide hidden layer stays in cache), and the
-        # values s_fg = (p * e_f)^T e_g another; both are stored as (N, batch, F_c F_i)
+        # context-movie pairs, movie by movie: W (e_f * e_g) + b = [e_f, 1] [W * e_g, b]^T is
+        # one matrix product of all the batch's context fields with the movie's F_i t columns
+        # (the t-wide hidden layer stays in cache), the values s_fg = (p * e_f)^T e_g another;
+        # each movie's results land contiguous in (N, batch F_c, F_i), no transposing copies
         weight, bias = self.attention.weight, self.attention.bias              # (t, k), (t,)
         batch, num_c, t = e_c.shape[0], e_c.shape[1], weight.shape[0]
         num_m, num_i = e_m.shape[:2]
-        rows = torch.cat([e_c, torch.ones_like(e_c[..., :1])], -1).flatten(0, 1).T  # (k+1, bF_c)
-        cols = torch.cat([weight * e_m.unsqueeze(-2),
-                          bias[:, None].expand(num_m, num_i, t, 1)], -1)    # (N, F_i, t, k+1)
-        p_rows = (e_c * self.p).flatten(0, 1).T                              # (k, b F_c)
-        rows, p_rows = rows.contiguous(), p_rows.contiguous()
-        chunk = max(1, self.chunk_elements // (rows.shape[1] * num_i * t))
-        h = self.h.expand(chunk * num_i, 1, t)
-        logits = e_c.new_empty(num_m, batch, num_c, num_i)
-        values = e_c.new_empty(num_m, batch, num_c, num_i)
-        for lo in range(0, num_m, chunk):
-            hidden = cols[lo:lo + chunk].flatten(0, 1) @ rows                # (n F_i, t, b F_c)
-            a = torch.bmm(h[:len(hidden)], torch.relu_(hidden))             # (n F_i, 1, b F_c)
-            logits[lo:lo + chunk] = a.view(-1, num_i, batch, num_c).permute(0, 2, 3, 1)
-            s = e_m[lo:lo + chunk].flatten(0, 1) @ p_rows                    # (n F_i, b F_c)
-            values[lo:lo + chunk] = s.view(-1, num_i, batch, num_c).permute(0, 2, 3, 1)
+        rows = torch.cat([e_c, torch.ones_like(e_c[..., :1])], -1).flatten(0, 1)  # (bF_c, k+1)
+        cols = torch.cat([weight * e_m.unsqueeze(-2), bias[:, None].expand(num_m, num_i, t, 1)],
+                         -1).flatten(1, 2).mT.contiguous()                # (N, k+1, F_i t)
+        p_rows = (e_c * self.p).flatten(0, 1)                                # (bF_c, k)
+        e_m_t = e_m.mT.contiguous()                                          # (N, k, F_i)
+        logits = e_c.new_empty(num_m, batch * num_c, num_i)
+        values = e_c.new_empty(num_m, batch * num_c, num_i)
+        for j in range(num_m):
+            hidden = torch.relu_(torch.mm(rows, cols[j]))                   # (bF_c, F_i t)
+            logits[j] = (hidden.view(-1, t) @ self.h).view(-1, num_i)     # h^T ReLU(...)
+            values[j] = p_rows @ e_m_t[j]                                    # s_fg
+        logits = logits.view(num_m, batch, num_c, num_i)
+        values = values.view(num_m, batch, num_c, num_i)
         if not ok_c.all():                          # pairs with an absent field: weight 0
             logits.masked_fill_(~ok_c[None, :, :, None], low)
         if not ok_m.all():
