@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from featint.compare import RESULTS_FILE, Budget, model_hparams, ordered
+from featint.compare import RESULTS_FILE, TUNED_HPARAMS, Budget, model_hparams, ordered
 from featint.evaluate import rank_examples
 from featint.layers import fm_interaction
 from featint.models import MODELS, build_model, count_parameters
@@ -77,7 +77,8 @@ def measure_model(name: str, batches: int, data_dir: str | None) -> dict[str, fl
     task = featint.build_task(featint.load_movielens(data_dir))
     base_rss = current_rss_mb()
     budget = Budget()
-    model = build_model(name, task, seed=0, **model_hparams(name, budget))
+    model = build_model(name, task, seed=0,
+                        **model_hparams(name, budget, TUNED_HPARAMS.get(name)))
     optimizer = torch.optim.Adam(model.parameters(), lr=budget.lr_for(name))
     rng = np.random.default_rng(0)
     order = length_bucketed_batches(rng.permutation(task.examples("fit")), task.t,

@@ -31,16 +31,18 @@ LEARNING_RATES = (5e-3, 1e-2, 2e-2)
 
 
 def tune_one(task: NextMovieTask, name: str, lr: float, budget: Budget,
-             device: str, seed: int = 0) -> dict:
-    """Train ``name`` at rate ``lr`` under ``budget``; its whole-validation figures."""
-    model = build_model(name, task, seed=seed, **model_hparams(name, budget))
+             device: str, seed: int = 0, hparams: dict | None = None) -> dict:
+    """Train ``name`` at rate ``lr`` under ``budget`` (constructor overrides ``hparams``);
+    its whole-validation figures."""
+    model = build_model(name, task, seed=seed, **model_hparams(name, budget, hparams))
     history = fit(model, task, epochs=budget.epochs, batch_size=budget.batch_size, lr=lr,
                   weight_decay=budget.weight_decay, num_negatives=budget.num_negatives,
                   patience=budget.patience, monitor=budget.monitor,
                   valid_limit=budget.valid_limit, seed=seed, device=device, progress=False,
                   verbose=False)
     valid = metrics(rank_examples(model, task, task.examples("valid"), device=device))
-    return {"model": name, "lr": lr, "valid_mrr": valid["mrr"], "valid_hr@10": valid["hr@10"],
+    return {"model": name, "lr": lr, "hparams": hparams or {}, "valid_mrr": valid["mrr"],
+            "valid_hr@10": valid["hr@10"],
             "valid_mean_rank": valid["mean_rank"], "best_epoch": history.best_epoch,
             "epochs": len(history.epochs), "seconds": history.seconds,
             "subsample_mrr": [row[f"valid_{budget.monitor}"] for row in history.epochs]}
@@ -53,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated learning rates (default %(default)s)")
     parser.add_argument("--epochs", type=int, default=Budget().epochs,
                         help="epoch cap (default: the budget's, %(default)s)")
+    parser.add_argument("--hparams", default=None, metavar="JSON",
+                        help='constructor overrides for every model run, e.g. '
+                             '\'{"bi_dropout": 0.2}\' with --models nfm')
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--data-dir", default=None, help="the ml-100k folder")
     parser.add_argument("--json", type=Path, default=None, help="also write the runs here")
@@ -65,18 +70,26 @@ def main(argv: list[str] | None = None) -> int:
         rates = [float(r) for r in args.lrs.split(",")]
     except ValueError:
         parser.error(f"--lrs must be comma-separated numbers, got {args.lrs!r}")
+    try:
+        hparams = json.loads(args.hparams) if args.hparams else None
+    except json.JSONDecodeError as err:
+        parser.error(f"--hparams is not JSON ({err}): {args.hparams!r}")
+    if hparams is not None and not isinstance(hparams, dict):
+        parser.error(f"--hparams must be a JSON object, got {args.hparams!r}")
     if args.epochs < 1 or any(r <= 0 for r in rates):
         parser.error("--epochs and every rate must be positive")
     budget = Budget(epochs=args.epochs)
     task = featint.build_task(featint.load_movielens(args.data_dir))
     runs = []
+    if hparams:
+        print(f"constructor overrides: {hparams}")
     print(f"{'model':<16}{'lr':>8}{'valid MRR':>11}{'HR@10':>8}{'best':>6}{'run':>5}{'s':>7}"
           "  subsample MRR per epoch", flush=True)
     for name in names:
         for lr in rates:
             start = time.perf_counter()
             try:
-                run = tune_one(task, name, lr, budget, args.device)
+                run = tune_one(task, name, lr, budget, args.device, hparams=hparams)
             except Exception as err:  # noqa: BLE001 - report it and go on with the others
                 print(f"{name:<16}{lr:>8g}  failed: {type(err).__name__}: {err}", flush=True)
                 continue

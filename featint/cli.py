@@ -167,7 +167,9 @@ def run_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     print(format_leaderboard(result.leaderboard()))
     print(f"\nBudget: {settings['budget_text']}.")
     if settings["hparams"]:
-        print(f"Per-model overrides: {settings['hparams']}")
+        print("Per-model constructor arguments (chosen on validation): " + "; ".join(
+            f"{name} " + ", ".join(f"{k}={v}" for k, v in args_.items())
+            for name, args_ in settings["hparams"].items()))
     print(f"\nWrote to {args.out}/:")
     for path in result.files:
         if path.parent == args.out:

@@ -13,11 +13,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import featint.compare as compare_module
 from featint import cli
 from featint.compare import (
     BASELINES,
     CANONICAL_ORDER,
     FORMAT,
+    TUNED_HPARAMS,
+    TUNED_LR,
+    Budget,
     Comparison,
     atomic_open,
     compare,
@@ -310,6 +314,34 @@ def test_per_model_override_is_used_and_recorded(tmp_path, synthetic_task):
     assert done.results["settings"]["hparams"] == {"fm": {"embed_dim": 4}}
     assert run["params"] == count_parameters(build_model("fm", synthetic_task, embed_dim=4))
     assert list(done.aggregates) == ["fm"]
+
+
+def test_tuned_settings_are_the_default_and_recorded(tmp_path, synthetic_task, monkeypatch):
+    monkeypatch.setitem(TUNED_LR, "linear", 0.5)
+    monkeypatch.setitem(TUNED_HPARAMS, "fm", {"embed_dim": 4})
+    seen = {}
+    real_fit = compare_module.fit
+
+    def fit(model, task, **kw):
+        seen[type(model).__name__] = kw["lr"]
+        return real_fit(model, task, **kw)
+
+    monkeypatch.setattr(compare_module, "fit", fit)
+    done = compare(["linear", "fm"], seeds=[0], epochs=1, baselines=False, out_dir=tmp_path,
+                   task=synthetic_task, progress=False, bootstrap_samples=50)
+    budget = Budget()
+    assert seen == {"Linear": 0.5, "FM": budget.lr}
+    settings = done.results["settings"]
+    assert settings["hparams"] == {"fm": {"embed_dim": 4}}
+    assert settings["budget"]["model_lr"]["linear"] == 0.5
+    assert "linear 0.5" in settings["budget_text"] and "chosen on validation" in \
+        settings["budget_text"]
+    fm = next(r for r in done.runs if r["model"] == "fm")
+    assert fm["params"] == count_parameters(build_model("fm", synthetic_task, embed_dim=4))
+    # tuned settings of models not compared are left out, not an error
+    alone = compare(["linear"], seeds=[0], epochs=1, baselines=False, out_dir=tmp_path / "b",
+                    task=synthetic_task, progress=False, bootstrap_samples=50)
+    assert alone.results["settings"]["hparams"] == {}
 
 
 def test_cli_quick_end_to_end(capsys, tmp_path, task):

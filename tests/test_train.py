@@ -143,9 +143,26 @@ def test_fit_never_looks_at_the_test_set(monkeypatch):
     assert set(task.split[used_all]) == {SPLIT_CODES["fit"], SPLIT_CODES["valid"]}
 
 
+def test_valid_limit_ranks_the_same_subsample_every_epoch(synthetic_task, monkeypatch):
+    ranked: list[np.ndarray] = []
+    real = train.rank_examples
+    monkeypatch.setattr(train, "rank_examples",
+                        lambda model, task, ex, **kw: ranked.append(ex) or real(model, task, ex,
+                                                                               **kw))
+    valid = synthetic_task.examples("valid")
+    fit(build_model("linear", synthetic_task), synthetic_task, valid_limit=50, **QUICK_FIT)
+    assert len(ranked) == 2
+    assert len(ranked[0]) == 50 < len(valid) and np.array_equal(ranked[0], ranked[1])
+    assert set(ranked[0]) <= set(valid)
+    assert ranked[0].min() < np.median(valid) < ranked[0].max()  # spread, not the first 50
+    ranked.clear()
+    fit(build_model("linear", synthetic_task), synthetic_task, **QUICK_FIT)
+    assert np.array_equal(ranked[0], valid)  # default: all of them
+
+
 @pytest.mark.parametrize("bad", [
     dict(epochs=0), dict(batch_size=0), dict(patience=0), dict(num_negatives=0),
-    dict(monitor="auc"), dict(epochs=-1),
+    dict(monitor="auc"), dict(epochs=-1), dict(valid_limit=0),
 ])
 def test_bad_arguments(synthetic_task, bad):
     model = build_model("linear", synthetic_task)
