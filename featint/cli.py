@@ -104,6 +104,16 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--quiet", action="store_true", help="no progress bars or epoch lines")
     cmp.set_defaults(handler=run_compare, parser=cmp)
 
+    board = commands.add_parser(
+        "leaderboard", help="print the leaderboard of a finished comparison",
+        description="Print the leaderboard stored in a results folder written by `featint "
+                    "compare`, as text or as a Markdown table (the one in the README).",
+    )
+    board.add_argument("--results", type=Path, default=Path("results"), metavar="DIR",
+                       help="the results folder (default results)")
+    board.add_argument("--markdown", action="store_true", help="a Markdown table")
+    board.set_defaults(handler=run_leaderboard, parser=board)
+
     data = commands.add_parser(
         "data", help="find, download if needed and verify MovieLens 100K",
         description="Locate MovieLens 100K (--data-dir, then $FEATINT_DATA_DIR, then the "
@@ -175,6 +185,25 @@ def run_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         if path.parent == args.out:
             print(f"  {path.name}")
     print(f"  {len(result.runs)} per-example rank files in {args.out}/ranks/")
+    return 0
+
+
+def run_leaderboard(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """``featint leaderboard``: the table of a finished comparison, without rerunning it."""
+    from featint.compare import RESULTS_FILE, Comparison, format_leaderboard
+
+    path = args.results / RESULTS_FILE
+    if not path.is_file():
+        parser.error(f"no {path}: run `featint compare --out {args.results}` (or `make run`) "
+                     "first, or point --results at the folder it wrote")
+    try:
+        found = Comparison.load(args.results)
+    except ValueError as err:  # not JSON, or not a featint comparison
+        parser.error(f"{path} cannot be read as featint results: {err}")
+    if not found.results.get("complete"):
+        parser.error(f"{path} belongs to a comparison that did not finish; continue it with "
+                     f"`featint compare --out {args.results} --resume` (same options)")
+    print(format_leaderboard(found.leaderboard(), markdown=args.markdown))
     return 0
 
 

@@ -446,9 +446,9 @@ def leaderboard(aggregates: dict[str, dict[str, Any]]) -> pd.DataFrame:
     return table
 
 
-def format_leaderboard(table: pd.DataFrame) -> str:
-    """The leaderboard as aligned text: each metric as ``mean [lo, hi]``, training seconds
-    and parameters."""
+def format_leaderboard(table: pd.DataFrame, markdown: bool = False) -> str:
+    """The leaderboard as aligned text (or a Markdown table): each metric as ``mean [lo,
+    hi]``, parameters, training seconds, epochs run and the seconds to rank the test set."""
     cells = {}
     for name, row in table.iterrows():
         line = {}
@@ -456,11 +456,18 @@ def format_leaderboard(table: pd.DataFrame) -> str:
             digits = 1 if "rank" in m else 4
             line[LABELS[m]] = (f"{row[m]:.{digits}f} [{row[m + '_lo']:.{digits}f}, "
                                f"{row[m + '_hi']:.{digits}f}]")
+        line["params"] = f"{int(row['params']):,}"
         line["train s"] = f"{row['train_seconds']:.0f}"
         line["epochs"] = f"{row['epochs']:.1f}"
-        line["params"] = f"{int(row['params']):,}"
+        line["rank s"] = f"{row['rank_seconds']:.1f}"
         cells[name] = line
-    return pd.DataFrame.from_dict(cells, orient="index").to_string()
+    frame = pd.DataFrame.from_dict(cells, orient="index")
+    if not markdown:
+        return frame.to_string()
+    lines = ["| model | " + " | ".join(frame.columns) + " |",
+             "|---" * (len(frame.columns) + 1) + "|"]
+    lines += [f"| {name} | " + " | ".join(row) + " |" for name, row in frame.iterrows()]
+    return "\n".join(lines)
 
 
 # -- charts --------------------------------------------------------------------------------

@@ -368,3 +368,27 @@ def test_cli_data(capsys, ml):
     assert status == 0
     assert "matches the official sha256" in out and "test 20,187" in out
     assert "The counts match protocol v1." in out
+
+
+def test_cli_leaderboard(capsys, tmp_path, synthetic_task):
+    out = tmp_path / "results"
+    done = compare(["fm"], seeds=[0], epochs=1, out_dir=out, task=synthetic_task,
+                   progress=False, bootstrap_samples=50)
+    assert cli.main(["leaderboard", "--results", str(out), "--markdown"]) == 0
+    table = capsys.readouterr().out.strip().splitlines()
+    assert table[0].startswith("| model | mean rank |") and table[1].startswith("|---|")
+    assert [line.split(" | ")[0] for line in table[2:]] == ["| random", "| popular", "| fm"]
+    fm = done.leaderboard().loc["fm"]
+    assert f"{fm['hr@10']:.4f} [{fm['hr@10_lo']:.4f}, {fm['hr@10_hi']:.4f}]" in table[-1]
+    assert cli.main(["leaderboard", "--results", str(out)]) == 0
+    assert "mean rank" in capsys.readouterr().out
+
+    with pytest.raises(SystemExit):
+        cli.main(["leaderboard", "--results", str(tmp_path / "missing")])
+    assert "run `featint compare" in capsys.readouterr().err
+    results = json.loads((out / "results.json").read_text())
+    results["complete"] = False
+    (out / "results.json").write_text(json.dumps(results))
+    with pytest.raises(SystemExit):
+        cli.main(["leaderboard", "--results", str(out)])
+    assert "--resume" in capsys.readouterr().err
