@@ -85,8 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "end sooner)")
     cmp.add_argument("--embed-dim", type=_positive_int, default=16,
                      help="embedding size of every model (default 16)")
-    cmp.add_argument("--patience", type=_positive_int, default=3,
-                     help="epochs without a better validation MRR before stopping (default 3)")
+    cmp.add_argument("--patience", type=_positive_int, default=Budget.patience,
+                     help="epochs without a better validation MRR before stopping "
+                          f"(default {Budget.patience})")
     cmp.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                      help="where to train (default auto: CUDA if available)")
     cmp.add_argument("--quick", action="store_true",
