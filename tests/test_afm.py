@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from featint.layers import fm_interaction
@@ -154,11 +155,12 @@ def test_no_valid_pair_gives_zero_not_nan(synthetic_task):
     assert torch.allclose(y_all, model.w0.detach().expand_as(y_all))
 
 
-def test_fast_ranking_path_matches_the_plain_one(synthetic_task):
-    """All movies at once (split softmax, movie by movie) == every movie as a candidate (plain);
+@pytest.mark.parametrize("chunk_elements", [1, 2**10, 2**30])
+def test_fast_ranking_path_matches_the_plain_one(synthetic_task, chunk_elements):
+    """All movies at once (split softmax, chunked) == every movie as a candidate (plain);
     with dropout 0 the fast path also runs, with gradients, in train mode."""
     task = synthetic_task
-    model = _afm(task, dropout=0.0).train()
+    model = _afm(task, dropout=0.0, chunk_elements=chunk_elements).train()
     ctx, items = _batch(task)
     every = torch.arange(task.num_items)
     y_all = model(ctx, every)

@@ -19,7 +19,7 @@ The softmax ties all pairs of a (context, movie) sample together, so unlike FM t
 not split into a context part plus a movie part. Ranking still computes everything it can once:
 the field vectors of the context and of every movie, the context-context pairs and their
 attention scores once per context, the movie-movie pairs once per movie; only the ``F_c x F_i``
-context-movie pairs are formed per (context, movie), one movie at a time.
+context-movie pairs are formed per (context, movie), a chunk of movies at a time.
 """
 
 from __future__ import annotations
@@ -38,12 +38,13 @@ from featint.task import Features, Schema
 class AFM(nn.Module):
     def __init__(
         self, schema: Schema, items: Features, embed_dim: int = 16, attention_dim: int = 16,
-        dropout: float = 0.5,
+        dropout: float = 0.5, chunk_elements: int = 2**22,
     ) -> None:
         super().__init__()
         m = len(schema.fields)
         self.num_context_fields = c = len(schema.context_fields)
         self.num_item_fields = m - c
+        self.chunk_elements = chunk_elements  # ranking: hidden-layer values per chunk of movies
         self.items = ItemTable(items)
         self.w0 = nn.Parameter(torch.zeros(()))
         self.linear = FeaturesLinear(schema.num_features)                  # w_i
@@ -143,7 +144,7 @@ class AFM(nn.Module):
         each summarised by its largest logit ``top``, ``z = sum exp(a' - top)`` and
         ``n = sum exp(a' - top) s`` (log-sum-exp merging): context-context once per context,
         movie-movie once per movie, context-movie per (context, movie) by matrix products:
-        ``W (e_f * e_g) + b = [e_f, 1] [W * e_g, b]^T`` is one product per movie, and
+        ``W (e_f * e_g) + b = [W * e_g, b] [e_f, 1]`` is one product per chunk of movies, and
         ``s_fg = (p * e_f)^T e_g`` another.
         """
         pv_cc, s_cc, ok_cc = cc
@@ -154,33 +155,34 @@ class AFM(nn.Module):
             s_cc.masked_fill(~ok_cc, low), pv_cc @ self.p, ok_cc.any(-1))        # (batch,)
         top_m, z_m, n_m = _softmax_parts(
             self.score(pv_ii).masked_fill(~ok_ii, low), pv_ii @ self.p, ok_ii.any(-1))  # (N,)
-        # context-movie pairs, movie by movie: W (e_f * e_g) + b = [e_f, 1] [W * e_g, b]^T is
-        # one matrix product of all the batch's context fields with the movie's F_i t columns
-        # (the t-wide hidden layer stays in cache), the values s_fg = (p * e_f)^T e_g another;
-        # each movie's results land contiguous in (N, batch F_c, F_i), no transposing copies
+        # context-movie pairs, held as (N, F_i, batch, F_c): W (e_f * e_g) + b = [W * e_g, b]
+        # [e_f, 1] is one matrix product per chunk of movies (all the batch's context fields
+        # at once), and the values s_fg = (p * e_f)^T e_g one product for all movies. In this
+        # layout a chunk's results are one contiguous block and the softmax below reduces the
+        # short F_i axis and the contiguous F_c axis: no transposing copies.
         weight, bias = self.attention.weight, self.attention.bias              # (t, k), (t,)
         batch, num_c, t = e_c.shape[0], e_c.shape[1], weight.shape[0]
         num_m, num_i = e_m.shape[:2]
-        rows = torch.cat([e_c, torch.ones_like(e_c[..., :1])], -1).flatten(0, 1)  # (bF_c, k+1)
+        rows = torch.cat([e_c, torch.ones_like(e_c[..., :1])], -1).flatten(0, 1).T  # (k+1, bF_c)
         cols = torch.cat([weight * e_m.unsqueeze(-2), bias[:, None].expand(num_m, num_i, t, 1)],
-                         -1).flatten(1, 2).mT.contiguous()                # (N, k+1, F_i t)
-        p_rows = (e_c * self.p).flatten(0, 1)                                # (bF_c, k)
-        e_m_t = e_m.mT.contiguous()                                          # (N, k, F_i)
-        logits = e_c.new_empty(num_m, batch * num_c, num_i)
-        values = e_c.new_empty(num_m, batch * num_c, num_i)
-        for j in range(num_m):
-            hidden = torch.relu_(torch.mm(rows, cols[j]))                   # (bF_c, F_i t)
-            logits[j] = (hidden.view(-1, t) @ self.h).view(-1, num_i)     # h^T ReLU(...)
-            values[j] = p_rows @ e_m_t[j]                                    # s_fg
-        logits = logits.view(num_m, batch, num_c, num_i)
-        values = values.view(num_m, batch, num_c, num_i)
+                         -1).flatten(0, 2)                                # (N F_i t, k+1)
+        rows = rows.contiguous()
+        chunk = max(1, self.chunk_elements // (rows.shape[1] * num_i * t))   # movies per chunk
+        h = self.h.expand(chunk * num_i, 1, t)
+        logits = e_c.new_empty(num_m * num_i, batch * num_c)
+        for lo in range(0, num_m * num_i, chunk * num_i):
+            hidden = torch.relu_(cols[lo * t:(lo + chunk * num_i) * t] @ rows)  # (n F_i t, bF_c)
+            n = hidden.shape[0] // t
+            logits[lo:lo + n] = torch.bmm(h[:n], hidden.view(n, t, -1)).squeeze(1)
+        logits = logits.view(num_m, num_i, batch, num_c)
+        values = (e_m.flatten(0, 1) @ (e_c * self.p).flatten(0, 1).T).view_as(logits)
         if not ok_c.all():                          # pairs with an absent field: weight 0
-            logits.masked_fill_(~ok_c[None, :, :, None], low)
+            logits.masked_fill_(~ok_c[None, None], low)
         if not ok_m.all():
-            logits.masked_fill_(~ok_m[:, None, None, :], low)
+            logits.masked_fill_(~ok_m[:, :, None, None], low)
         some = ok_m.any(-1)[:, None] & ok_c.any(-1)[None, :]                  # (N, batch)
         top_x, z_x, n_x = (part.T for part in _softmax_parts(
-            logits.flatten(-2), values.flatten(-2), some))                   # (batch, N)
+            logits, values, some, dims=(1, 3)))                              # (batch, N)
         top = torch.maximum(torch.maximum(top_c[:, None], top_m[None, :]), top_x)
         scale_c, scale_m = (top_c[:, None] - top).exp(), (top_m[None, :] - top).exp()
         z = scale_c * z_c[:, None] + scale_m * z_m[None, :] + (top_x - top).exp() * z_x
@@ -198,13 +200,21 @@ class AFM(nn.Module):
 
 def _softmax_parts(
     logits: torch.Tensor, values: torch.Tensor, some: torch.Tensor,
+    dims: tuple[int, ...] = (-1,),
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Softmax summary of each row (last axis) whose invalid entries hold the lowest float:
-    the largest logit ``top``, ``z = sum exp(l - top)`` and ``n = sum exp(l - top) * value``.
-    ``some``: whether the row has a valid entry at all (if not, ``z = n = 0``). Overwrites
-    ``logits`` (in place: the context-movie tensors are large)."""
-    top = logits.detach().amax(-1, keepdim=True)  # only a shift: n / z does not depend on it
-    e = logits.sub_(top).exp_()                   # invalid entries: exp(lowest - top) = 0
-    z = torch.where(some, e.sum(-1), 0.0)
-    n = torch.where(some, (e.unsqueeze(-2) @ values.unsqueeze(-1))[..., 0, 0], 0.0)
-    return top.squeeze(-1), z, n
+    """Softmax summary over the axes ``dims`` (one summary per index of the other axes) of
+    logits whose invalid entries hold the lowest float: the largest logit ``top``, ``z = sum
+    exp(l - top)`` and ``n = sum exp(l - top) * value``. ``some``: whether there is a valid
+    entry at all (if not, ``z = n = 0``). Overwrites ``logits`` (in place: the context-movie
+    tensors are large). Each axis is reduced in turn, the last one first."""
+    def reduce(x: torch.Tensor, op) -> torch.Tensor:
+        for d in sorted((d % x.dim() for d in dims), reverse=True):
+            x = op(x, d)
+        return x
+    top = reduce(logits.detach(), lambda x, d: x.amax(d, keepdim=True))  # only a shift
+    e = logits.sub_(top).exp_()                     # invalid entries: exp(lowest - top) = 0
+    z = torch.where(some, reduce(e, lambda x, d: x.sum(d, keepdim=True)).view(some.shape), 0.0)
+    weighted = e * values if e.requires_grad else e.mul_(values)  # autograd needs e intact
+    n = torch.where(some, reduce(weighted, lambda x, d: x.sum(d, keepdim=True))
+                    .view(some.shape), 0.0)
+    return top.view(some.shape), z, n
