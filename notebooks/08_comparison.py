@@ -390,7 +390,7 @@ if "afm" in common:
         f"{afm_place} of {len(common)}"
         + (f", its mean rank {abs(fm_gap):.1f} points {'worse' if fm_gap > 0 else 'better'} "
            "than that of FM, the model it extends. " if np.isfinite(fm_gap) else ". ")
-        + "[Chapter 03](03_afm.ipynb) found AFM underfitting on this task (a training loss "
+        + "Chapter 03 found AFM underfitting on this task (a training loss "
         "above FM's), and why: the softmax turns FM's *sum* over pairs into a weighted "
         "*mean*, bounded by its largest pair, and of the pairs it averages only the "
         "context-movie ones can separate the candidates of a context; the paper starts AFM "
