@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:<16}failed: {row['error']}")
             misses += 1
             continue
-        valid = min(row["valid_examples"], Budget().valid_limit or row["valid_examples"])
+        valid = min(row["valid_examples"], limit or row["valid_examples"])
         row["epoch_seconds"] = (row["fit_examples"] / row["train_examples_per_s"]
                                 + valid / row["rank_examples"] * row["rank_seconds"])
         target = RANK_TARGET_FAST if name in FAST_MODELS else RANK_TARGET_ANY

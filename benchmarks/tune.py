@@ -35,11 +35,8 @@ def tune_one(task: NextMovieTask, name: str, lr: float, budget: Budget,
     """Train ``name`` at rate ``lr`` under ``budget`` (constructor overrides ``hparams``);
     its whole-validation figures."""
     model = build_model(name, task, seed=seed, **model_hparams(name, budget, hparams))
-    history = fit(model, task, epochs=budget.epochs, batch_size=budget.batch_size, lr=lr,
-                  weight_decay=budget.weight_decay, num_negatives=budget.num_negatives,
-                  patience=budget.patience, monitor=budget.monitor,
-                  valid_limit=budget.valid_limit, seed=seed, device=device, progress=False,
-                  verbose=False)
+    history = fit(model, task, **{**budget.fit_args(name), "lr": lr}, seed=seed,
+                  device=device, progress=False, verbose=False)
     valid = metrics(rank_examples(model, task, task.examples("valid"), device=device))
     return {"model": name, "lr": lr, "hparams": hparams or {}, "valid_mrr": valid["mrr"],
             "valid_hr@10": valid["hr@10"],

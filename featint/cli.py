@@ -138,7 +138,13 @@ def _check_data_dir(parser: argparse.ArgumentParser, data_dir: Path | None) -> N
 
 def run_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """``featint compare``: run, print the leaderboard and the files written."""
-    from featint.compare import RESULTS_FILE, CompareError, compare, format_leaderboard
+    from featint.compare import (
+        RESULTS_FILE,
+        CompareError,
+        compare,
+        format_leaderboard,
+        hparams_text,
+    )
 
     _check_data_dir(parser, args.data_dir)
     if args.out.exists() and not args.out.is_dir():
@@ -178,9 +184,8 @@ def run_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     print(format_leaderboard(result.leaderboard()))
     print(f"\nBudget: {settings['budget_text']}.")
     if settings["hparams"]:
-        print("Per-model constructor arguments (chosen on validation): " + "; ".join(
-            f"{name} " + ", ".join(f"{k}={v}" for k, v in args_.items())
-            for name, args_ in settings["hparams"].items()))
+        print("Per-model constructor arguments (chosen on validation): "
+              + hparams_text(settings["hparams"]))
     print(f"\nWrote to {args.out}/:")
     for path in result.files:
         if path.parent == args.out:

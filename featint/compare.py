@@ -115,7 +115,7 @@ class Budget:
 
     The validation set is ranked after every epoch for early stopping; ``valid_limit`` of its
     8,289 examples (a fixed, evenly spread subsample; None: all) keep that affordable for the
-    models whose ranking is slow (AFM ranks the test set in about 35 s on 2 cores).
+    models whose ranking is slow (AFM ranks the test set in about 25-30 s on 2 cores).
     """
 
     epochs: int = 15
@@ -132,6 +132,12 @@ class Budget:
     def lr_for(self, name: str) -> float:
         """The learning rate of model ``name``."""
         return self.model_lr.get(name, self.lr)
+
+    def fit_args(self, name: str) -> dict[str, Any]:
+        """The arguments of :func:`featint.train.fit` that this budget sets for ``name``."""
+        return dict(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr_for(name),
+                    weight_decay=self.weight_decay, num_negatives=self.num_negatives,
+                    patience=self.patience, monitor=self.monitor, valid_limit=self.valid_limit)
 
     def describe(self) -> str:
         """The budget in one sentence (printed by the CLI, stored in the results)."""
@@ -312,10 +318,7 @@ def run_one(
         hparams = model_hparams(name, budget, hparams)
         model = build_model(name, task, seed=seed, **hparams)
         history = fit(
-            model, task, epochs=budget.epochs, batch_size=budget.batch_size,
-            lr=budget.lr_for(name), weight_decay=budget.weight_decay,
-            num_negatives=budget.num_negatives, patience=budget.patience,
-            monitor=budget.monitor, valid_limit=budget.valid_limit, seed=seed, device=device,
+            model, task, **budget.fit_args(name), seed=seed, device=device,
             progress=progress, verbose=progress,
         )
     train_seconds = history.seconds if history else time.perf_counter() - start
@@ -444,6 +447,12 @@ def leaderboard(aggregates: dict[str, dict[str, Any]]) -> pd.DataFrame:
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "model"
     return table
+
+
+def hparams_text(hparams: dict[str, dict[str, Any]]) -> str:
+    """Per-model constructor arguments in one line: ``nfm bi_dropout=0.2; ...``."""
+    return "; ".join(f"{name} " + ", ".join(f"{k}={v}" for k, v in args.items())
+                     for name, args in hparams.items())
 
 
 def format_leaderboard(table: pd.DataFrame, markdown: bool = False) -> str:

@@ -62,6 +62,7 @@ from featint.compare import (
     LABELS,
     Comparison,
     compare,
+    hparams_text,
     ordered,
     paired_bootstrap,
     plot_metric,
@@ -132,9 +133,8 @@ print(f"Models: {', '.join(m for m in settings['models'])}; seeds: {settings['se
       f"{settings['num_test_examples']:,} test examples.")
 print(f"Budget: {settings['budget_text']}.")
 if settings["hparams"]:
-    print("Per-model constructor arguments (chosen on validation): " + "; ".join(
-        f"{name} " + ", ".join(f"{k}={v}" for k, v in args.items())
-        for name, args in settings["hparams"].items()))
+    print("Per-model constructor arguments (chosen on validation): "
+          + hparams_text(settings["hparams"]))
 
 # %% [markdown]
 # ## The leaderboard

@@ -206,7 +206,8 @@ def _softmax_parts(
     logits whose invalid entries hold the lowest float: the largest logit ``top``, ``z = sum
     exp(l - top)`` and ``n = sum exp(l - top) * value``. ``some``: whether there is a valid
     entry at all (if not, ``z = n = 0``). Overwrites ``logits`` (in place: the context-movie
-    tensors are large). Each axis is reduced in turn, the last one first."""
+    tensors are large). One axis at a time, the last first: about twice as fast on CPU as one
+    reduction over the non-adjacent axes of the context-movie layout."""
     def reduce(x: torch.Tensor, op) -> torch.Tensor:
         for d in sorted((d % x.dim() for d in dims), reverse=True):
             x = op(x, d)
