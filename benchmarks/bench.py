@@ -43,7 +43,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from featint.compare import RESULTS_FILE, TUNED_HPARAMS, Budget, model_hparams, ordered
+from featint.budget import TUNED_HPARAMS, Budget, model_hparams
+from featint.compare import RESULTS_FILE, ordered
 from featint.evaluate import rank_examples
 from featint.layers import fm_interaction
 from featint.models import MODELS, build_model, count_parameters

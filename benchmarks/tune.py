@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 
 import featint
-from featint.compare import Budget, model_hparams, ordered
+from featint.budget import Budget, model_hparams
+from featint.compare import ordered
 from featint.evaluate import metrics, rank_examples
 from featint.models import MODELS, build_model
 from featint.task import NextMovieTask

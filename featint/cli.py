@@ -14,11 +14,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from featint.compare import BASELINES, Budget, ordered
+from featint.budget import Budget
+from featint.compare import BASELINES, ordered
 from featint.data import ENV_VAR, DataError
 from featint.models import MODELS
 
-#: The counts protocol v1 gives on the official MovieLens 100K.
+#: The counts the protocol (v1 and v2 alike) gives on the official MovieLens 100K.
 PROTOCOL_COUNTS = {"users": 943, "movies": 1682, "examples": 99057, "fit": 70581,
                    "valid": 8289, "test": 20187}
 
@@ -69,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp = commands.add_parser(
         "compare", help="train and compare the models, write results/",
         description="Train every model under the same budget over several seeds, rank the "
-                    "test set (protocol v1), print the leaderboard and write results JSON, CSV, "
+                    "test set (protocol v2), print the leaderboard and write results JSON, CSV, "
                     "charts and per-example ranks.",
     )
     cmp.add_argument("--models", type=_model_list, default=None, metavar="NAMES",
@@ -101,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--resume", action="store_true",
                      help="reuse the finished runs of an interrupted comparison in --out")
     cmp.add_argument("--no-baselines", action="store_true",
-                     help="skip the random and most-popular baselines")
+                     help="skip the untrained baselines (random, most popular, Markov, ItemKNN)")
     cmp.add_argument("--quiet", action="store_true", help="no progress bars or epoch lines")
     cmp.set_defaults(handler=run_compare, parser=cmp)
 
@@ -209,6 +210,9 @@ def run_leaderboard(args: argparse.Namespace, parser: argparse.ArgumentParser) -
     if not found.results.get("complete"):
         parser.error(f"{path} belongs to a comparison that did not finish; continue it with "
                      f"`featint compare --out {args.results} --resume` (same options)")
+    warning = found.protocol_warning()
+    if warning:
+        print(f"note: {warning}", file=sys.stderr)
     print(format_leaderboard(found.leaderboard(), markdown=args.markdown))
     return 0
 
@@ -223,16 +227,17 @@ def run_data(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         ml = load_movielens(args.data_dir, download_missing=not args.no_download)
     except DataError as err:
         parser.error(str(err))
-    counts = build_task(ml).counts()
+    task = build_task(ml)
+    counts = task.counts()
     print(f"MovieLens 100K at {ml.source}: every file matches the official sha256.")
     print(f"{len(ml.ratings):,} ratings, {len(ml.users):,} users, {len(ml.items):,} movies, "
           f"{len(ml.genres)} genres.")
-    print("Next-movie task (protocol v1): "
+    print(f"Next-movie task (protocol v{task.protocol}, book/protocol.md): "
           + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
     if counts == PROTOCOL_COUNTS:
-        print("The counts match protocol v1.")
+        print(f"The counts match protocol v{task.protocol}.")
     else:
-        print("The counts differ from protocol v1 ("
+        print(f"The counts differ from protocol v{task.protocol} ("
               + ", ".join(f"{k} {v:,}" for k, v in PROTOCOL_COUNTS.items()) + ").")
         return 1
     return 0

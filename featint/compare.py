@@ -1,8 +1,10 @@
-"""The comparison: every model, the same budget, several seeds, the two baselines.
+"""The comparison: every model, the same budget, several seeds, the baseline ladder.
 
 :func:`compare` trains each registered model with :func:`featint.train.fit` under one budget
 (:class:`Budget`: the same embedding size, epoch cap, early stopping and learning rate for every
-model), ranks the test set with the protocol-v1 evaluation, and writes into ``out_dir``:
+model), builds the counting baselines of :mod:`featint.baselines` (their settings chosen on
+validation), ranks the test set with the protocol's evaluation (``book/protocol.md``; the
+version is recorded), and writes into ``out_dir``:
 
 - ``results.json``: the settings and budget, the machine, one record per (model, seed) run and
   one aggregate per model (layout in :func:`compare`);
@@ -28,18 +30,16 @@ ordinary bootstrap interval of that run.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import json
 import math
 import os
 import platform
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -48,35 +48,39 @@ from torch import nn
 from tqdm import tqdm
 
 import featint
+from featint.baselines import RandomScores, choose
+from featint.budget import TUNED_HPARAMS, Budget, model_hparams
+from featint.cache import trained
 from featint.evaluate import (
     HIGHER_IS_BETTER,
+    LABELS,
     METRICS,
     Evaluation,
-    Popularity,
-    RandomScores,
     bootstrap,
     metrics,
     rank_examples,
     subsample,
 )
 from featint.evaluate import quick as quick_from_env
-from featint.models import MODELS, build_model, count_parameters
-from featint.task import NextMovieTask
-from featint.train import default_device, fit
+from featint.files import atomic_open, finite, load_ranks, save_ranks, write_json
+from featint.models import MODELS, count_parameters
+from featint.task import PROTOCOL, NextMovieTask
+from featint.train import default_device
 
 #: The order of the leaderboard and the charts: roughly the order of the notebooks, from no
 #: interactions to learned ones. Registered models not listed here follow, alphabetically.
-CANONICAL_ORDER = ("linear", "fm", "ffm", "afm", "wide_deep", "deepfm", "nfm",
+CANONICAL_ORDER = ("mf", "linear", "fm", "ffm", "afm", "wide_deep", "deepfm", "nfm",
                    "dlrm_simplified", "dlrm")
-#: The untrained reference points of protocol v1, listed before the models.
-BASELINES = ("random", "popular")
+#: The untrained rungs of the baseline ladder, listed before the models: random, most popular,
+#: Markov and ItemKNN (:mod:`featint.baselines`).
+BASELINES = ("random", "popular", "markov", "itemknn")
+#: The whole ladder: the untrained baselines and MF, a trained model on user and movie alone.
+LADDER = BASELINES + ("mf",)
 FORMAT = "featint-compare/1"
 RESULTS_FILE = "results.json"
 LEADERBOARD_FILE = "leaderboard.csv"
 RANKS_DIR = "ranks"
 CHARTS = {"mean_rank": "mean_rank", "hr@10": "hr10"}  # metric -> file stem
-LABELS = {"mean_rank": "mean rank", "median_rank": "median rank", "mrr": "MRR",
-          "hr@10": "HR@10", "ndcg@10": "NDCG@10"}
 INTERVAL_METHOD = (
     "95% percentile bootstrap over test examples (1000 replicates) of the metric averaged over "
     "seeds; each replicate resamples one set of examples and applies it to every seed"
@@ -95,123 +99,7 @@ def ordered(names: Sequence[str]) -> list[str]:
     return sorted(dict.fromkeys(names), key=lambda n: (rank.get(n, len(rank)), n))
 
 
-#: Learning rates that differ from the shared ``Budget.lr``: for every model the rate of 5e-3,
-#: 1e-2 and 2e-2 with the best whole-validation MRR under this budget, seed 0 (``make tune``;
-#: the test set is never looked at). Differences under about 0.003 MRR are within run-to-run
-#: noise, so the choice matters little except for AFM (5e-3 underfits within 15 epochs).
-TUNED_LR: dict[str, float] = {"linear": 2e-2, "afm": 1e-2, "dlrm_simplified": 2e-2,
-                              "dlrm": 1e-2}
-#: Constructor arguments that differ from a model's defaults (the paper's settings), chosen
-#: on validation MRR (``make tune`` with ``--hparams``). NFM with the paper's dropout of 0.5 on
-#: the Bi-Interaction vector stayed below FM (validation MRR 0.068 against 0.081); 0.2 gave
-#: 0.080 and none 0.078 (each at its best rate).
-TUNED_HPARAMS: dict[str, dict[str, Any]] = {"nfm": {"bi_dropout": 0.2}}
-
-
-@dataclass(frozen=True)
-class Budget:
-    """What every model gets: the same for all, except the learning rates of ``model_lr``
-    (chosen on validation, see :data:`TUNED_LR`) and any recorded constructor override.
-
-    The validation set is ranked after every epoch for early stopping; ``valid_limit`` of its
-    8,289 examples (a fixed, evenly spread subsample; None: all) keep that affordable for the
-    models whose ranking is slow (AFM ranks the test set in about 25-30 s on 2 cores).
-    """
-
-    epochs: int = 15
-    embed_dim: int = 16
-    patience: int = 5
-    monitor: str = "mrr"
-    lr: float = inspect.signature(fit).parameters["lr"].default
-    weight_decay: float = inspect.signature(fit).parameters["weight_decay"].default
-    batch_size: int = inspect.signature(fit).parameters["batch_size"].default
-    num_negatives: int = inspect.signature(fit).parameters["num_negatives"].default
-    valid_limit: int | None = 2000
-    model_lr: dict[str, float] = field(default_factory=lambda: dict(TUNED_LR))
-
-    def lr_for(self, name: str) -> float:
-        """The learning rate of model ``name``."""
-        return self.model_lr.get(name, self.lr)
-
-    def fit_args(self, name: str) -> dict[str, Any]:
-        """The arguments of :func:`featint.train.fit` that this budget sets for ``name``."""
-        return dict(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr_for(name),
-                    weight_decay=self.weight_decay, num_negatives=self.num_negatives,
-                    patience=self.patience, monitor=self.monitor, valid_limit=self.valid_limit)
-
-    def describe(self) -> str:
-        """The budget in one sentence (printed by the CLI, stored in the results)."""
-        tuned = ", ".join(f"{n} {r:g}" for n, r in sorted(self.model_lr.items()))
-        valid = ("all validation examples" if self.valid_limit is None else
-                 f"the same {self.valid_limit} validation examples")
-        return (
-            f"every model: embedding size {self.embed_dim}, at most {self.epochs} epochs, early "
-            f"stopping after {self.patience} epochs without a better "
-            f"{LABELS.get(self.monitor, self.monitor)} on {valid} (best epoch restored), Adam "
-            f"with lr {self.lr:g}" + (f" ({tuned}: chosen on validation)" if tuned else "")
-            + f" and weight decay {self.weight_decay:g}, batches of {self.batch_size}, "
-            f"{self.num_negatives} sampled negatives per positive, binary cross-entropy"
-        )
-
-
 # -- files ---------------------------------------------------------------------------------
-@contextlib.contextmanager
-def atomic_open(path: str | Path, mode: str = "w", **kwargs: Any) -> Iterator[IO]:
-    """Open a temporary file beside ``path``; on success it replaces ``path`` in one step.
-
-    If the block raises (or the process dies), ``path`` keeps its previous content (or stays
-    absent) and the temporary file is removed: readers never see half a file. ``mode`` is
-    ``"w"`` or ``"wb"``.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode, **kwargs) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def finite(obj: Any) -> Any:
-    """``obj`` with every NaN or infinite float replaced by None, so that a diverged run
-    (NaN loss) is recorded as strict JSON ``null`` instead of stopping the comparison."""
-    if isinstance(obj, dict):
-        return {k: finite(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [finite(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
-
-
-def write_json(path: str | Path, obj: Any) -> None:
-    """Write ``obj`` as indented, strict JSON (no NaN), atomically."""
-    with atomic_open(path, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=1, allow_nan=False)
-        f.write("\n")
-
-
-def save_ranks(path: str | Path, ranks: np.ndarray, examples: np.ndarray) -> None:
-    """Save the per-example ranks of one run as a compressed ``.npz``, atomically."""
-    with atomic_open(path, "wb") as f:
-        np.savez_compressed(f, ranks=ranks.astype(np.float32), examples=examples.astype(np.int32))
-
-
-def load_ranks(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """``(ranks float64, examples int64)`` saved by :func:`save_ranks`."""
-    with np.load(path) as data:
-        return data["ranks"].astype(np.float64), data["examples"].astype(np.int64)
-
-
 # -- the machine and the settings ------------------------------------------------------------
 def cpu_model() -> str:
     """The CPU's model name (Linux ``/proc/cpuinfo``, else what :mod:`platform` knows)."""
@@ -273,18 +161,6 @@ def quick_mode(enabled: bool) -> Iterator[None]:
 
 
 # -- one run -------------------------------------------------------------------------------
-def model_hparams(name: str, budget: Budget, extra: dict[str, Any] | None = None) -> dict:
-    """Constructor arguments of model ``name``: the budget's ``embed_dim`` where the model
-    takes one (the linear model has none), plus any recorded per-model override."""
-    params = inspect.signature(MODELS[name].__init__).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    hparams: dict[str, Any] = {}
-    if "embed_dim" in params or takes_any:
-        hparams["embed_dim"] = budget.embed_dim
-    hparams.update(extra or {})
-    return hparams
-
-
 def test_examples(task: NextMovieTask) -> np.ndarray:
     """The test examples every run is ranked on (quick mode: 2000, evenly spread)."""
     return subsample(task.examples("test"), 2000 if quick_from_env() else None)
@@ -307,20 +183,18 @@ def run_one(
     hparams: dict[str, Any] | None = None, progress: bool = True, bootstrap_samples: int = 1000,
 ) -> tuple[dict[str, Any], Evaluation]:
     """Train (models) or build (baselines) ``name`` with ``seed``, rank the test set, and
-    return the run record (see :func:`compare`) and its :class:`Evaluation`."""
+    return the run record (see :func:`compare`) and its :class:`Evaluation`. A counting
+    baseline's setting is chosen on all validation examples first (:func:`choose`)."""
     start = time.perf_counter()
-    history = None
+    history, trials = None, []
     if name == "random":
         model: nn.Module = RandomScores(seed)
-    elif name == "popular":
-        model = Popularity(task)
+    elif name in BASELINES:
+        choice = choose(name, task, monitor=budget.monitor, device=device)
+        model, hparams, trials = choice.model, choice.setting, choice.trials
     else:
-        hparams = model_hparams(name, budget, hparams)
-        model = build_model(name, task, seed=seed, **hparams)
-        history = fit(
-            model, task, **budget.fit_args(name), seed=seed, device=device,
-            progress=progress, verbose=progress,
-        )
+        hparams = model_hparams(name, budget, hparams or {})
+        model, history = trained(name, task, seed, budget, hparams, device, progress)
     train_seconds = history.seconds if history else time.perf_counter() - start
     model.to(device)
     evaluation, rank_seconds = _evaluate(model, task, test_examples(task), device, progress,
@@ -329,7 +203,7 @@ def run_one(
     record = {
         "model": name,
         "seed": seed,
-        "kind": "baseline" if name in BASELINES else "model",
+        "kind": "baseline" if name in LADDER else "model",
         "hparams": hparams or {},
         "params": count_parameters(model),
         "train_seconds": train_seconds,
@@ -341,6 +215,7 @@ def run_one(
         "metrics": evaluation.metrics,
         "intervals": {m: list(lohi) for m, lohi in evaluation.intervals.items()},
         "history": history.epochs if history else [],
+        "trials": trials,
         "ranks_file": f"{RANKS_DIR}/{name}_seed{seed}.npz",
     }
     return record, evaluation
@@ -560,6 +435,20 @@ class Comparison:
         return cls(out_dir, results)
 
     @property
+    def protocol(self) -> int:
+        """The protocol version the results follow (``"next-movie v2"`` -> 2)."""
+        return int(self.results["settings"]["protocol"].rsplit("v", 1)[1])
+
+    def protocol_warning(self) -> str | None:
+        """A plain sentence when the results follow another protocol than featint's own
+        (:data:`featint.task.PROTOCOL`), None when they agree."""
+        if self.protocol == PROTOCOL:
+            return None
+        return (f"{self.out_dir / RESULTS_FILE} holds protocol v{self.protocol} results, "
+                f"but featint now follows protocol v{PROTOCOL}: they are not comparable with "
+                f"anything computed now; rerun `featint compare --out {self.out_dir}`")
+
+    @property
     def runs(self) -> list[dict[str, Any]]:
         return self.results["runs"]
 
@@ -679,7 +568,7 @@ def compare(
             "hparams": hparams,
             "quick": quick_run,
             "device": str(device),
-            "protocol": "next-movie v1",
+            "protocol": f"next-movie v{task.protocol}",
             "num_test_examples": int(len(examples)),
             "interval_method": INTERVAL_METHOD,
         }

@@ -1,6 +1,6 @@
 """MovieLens 100K: find it, verify it, load it.
 
-Where the files come from, in this order (protocol v1, ``shared/spec/next-movie-task.md``):
+Where the files come from, in this order (protocol v2, ``book/protocol.md``):
 
 1. a directory passed explicitly, or named by ``FEATINT_DATA_DIR``;
 2. the user cache, ``$XDG_CACHE_HOME/featint/ml-100k`` (default ``~/.cache/featint/ml-100k``);

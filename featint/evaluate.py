@@ -1,4 +1,6 @@
-"""Full-ranking, filtered evaluation (protocol v1) and the two baselines.
+"""Full-ranking, filtered evaluation (the protocol, ``book/protocol.md``).
+
+The baselines live in :mod:`featint.baselines`.
 
 For each example every movie is scored, the movies the user watched before ``t`` are dropped,
 and the target's rank among the rest is ``1 + #higher + 0.5 * #other equal``. Ties count half,
@@ -17,9 +19,12 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from featint.task import Features, NextMovieTask
+from featint.task import NextMovieTask
 
 METRICS = ("mean_rank", "median_rank", "mrr", "hr@10", "ndcg@10")
+#: How each metric is written in tables and on axes.
+LABELS = {"mean_rank": "mean rank", "median_rank": "median rank", "mrr": "MRR",
+          "hr@10": "HR@10", "ndcg@10": "NDCG@10"}
 #: Which direction is better for each metric.
 HIGHER_IS_BETTER = {"mean_rank": False, "median_rank": False, "mrr": True, "hr@10": True,
                     "ndcg@10": True}
@@ -136,29 +141,6 @@ def evaluate(
     examples = subsample(task.examples(split), limit)
     ranks = rank_examples(model, task, examples, batch_size, device, progress)
     return Evaluation(ranks, examples, metrics(ranks), bootstrap(ranks, bootstrap_samples))
-
-
-class Popularity(nn.Module):
-    """Baseline: score every movie by its number of train ratings, the same for every user."""
-
-    def __init__(self, task: NextMovieTask) -> None:
-        super().__init__()
-        self.register_buffer("counts", torch.from_numpy(task.popularity()).float())
-
-    def forward(self, context: Features, items: torch.Tensor) -> torch.Tensor:
-        return self.counts[items].expand(context.idx.shape[0], *items.shape[-1:])
-
-
-class RandomScores(nn.Module):
-    """Baseline: independent uniform random scores, from a seeded generator."""
-
-    def __init__(self, seed: int = 0) -> None:
-        super().__init__()
-        self.generator = torch.Generator().manual_seed(seed)
-
-    def forward(self, context: Features, items: torch.Tensor) -> torch.Tensor:
-        shape = (context.idx.shape[0], *items.shape[-1:])
-        return torch.rand(shape, generator=self.generator, dtype=torch.float64).to(items.device)
 
 
 def leaderboard(results: dict[str, dict[str, float]]) -> pd.DataFrame:

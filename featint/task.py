@@ -1,7 +1,10 @@
-"""The next-movie task, protocol v1 (``shared/spec/next-movie-task.md``).
+"""The next-movie task, protocol v2 (the book's page ``book/protocol.md`` states it in full).
 
 Every rating at position ``t >= 1`` of a user's time-ordered sequence is one example: the
-context is what was known just before ``t``, the target is the movie rated at ``t``.
+context is what was known just before ``t``, the target is the movie rated at ``t``. Ratings
+of one user within the same second have no knowable order; protocol v2 puts them in a fixed
+pseudo-random order (:func:`tie_key`), protocol v1 put them in movie-id order, which leaked
+the next movie through its id (chapter 00 shows how much).
 
 Features are sparse ``(index, value)`` pairs in one global index space (index 0 is padding,
 value 0 on padding), grouped into named fields. A batch of contexts is a :class:`Features`
@@ -12,6 +15,7 @@ score a context against one movie, a few, or all 1682 of them.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 
@@ -21,9 +25,18 @@ import torch
 
 from featint.data import MovieLens
 
+#: The protocol :func:`build_task` follows unless told otherwise, and the ones it knows.
+PROTOCOL = 2
+PROTOCOLS = (1, 2)
+#: The salt of protocol v2's tie key (:func:`tie_key`); changing it is a new protocol.
+TIE_SALT = "featint-protocol-v2"
+
 #: Split codes in :attr:`NextMovieTask.split`.
 FIT, VALID, TEST = 0, 1, 2
 SPLIT_CODES = {"fit": FIT, "valid": VALID, "test": TEST}
+#: The periods a counting baseline may learn from: the ratings before each user's validation
+#: examples (to be scored on validation) or before their test examples (to be scored on test).
+PERIODS = {"fit": (FIT,), "train": (FIT, VALID)}
 
 AGE_EDGES = [18, 25, 35, 45, 50, 56]  # the MovieLens-1M age groups
 YEAR_EDGES = [1940, 1950, 1960, 1970, 1980, 1985, 1990, 1993, 1995, 1996, 1997, 1998]
@@ -84,6 +97,34 @@ class Features:
 
 def _bucket(values: np.ndarray, edges: list[float]) -> np.ndarray:
     return np.searchsorted(np.asarray(edges), values, side="right")
+
+
+def tie_key(users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """Protocol v2's order of a user's ratings that share a second: ``uint64`` keys.
+
+    The key of a rating is the first 8 bytes, read big-endian, of the SHA-256 digest of the
+    text ``"featint-protocol-v2:<user id>:<movie id>"`` (the ids of ``u.data``). It is the same
+    on every machine, unrelated to the order of the ids, and uses nothing a model sees.
+    """
+    return np.array([
+        int.from_bytes(hashlib.sha256(f"{TIE_SALT}:{u}:{i}".encode()).digest()[:8], "big")
+        for u, i in zip(np.asarray(users, dtype=np.int64).tolist(),
+                        np.asarray(items, dtype=np.int64).tolist(), strict=True)
+    ], dtype=np.uint64)
+
+
+def sequence_order(ratings: pd.DataFrame, protocol: int = PROTOCOL) -> pd.DataFrame:
+    """``ratings`` (columns ``user``, ``item``, ``timestamp``, ...) sorted into each user's
+    sequence: by user, then time; ties in time by :func:`tie_key` (v2) or by movie id (v1)."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; featint knows protocols {PROTOCOLS}")
+    if protocol == 1:
+        return ratings.sort_values(["user", "timestamp", "item"], kind="stable")
+    key = tie_key(ratings["user"].to_numpy(), ratings["item"].to_numpy())
+    # the movie id only orders keys that collide, which none of MovieLens 100K's do
+    keyed = ratings.assign(_tie=key)
+    return keyed.sort_values(["user", "timestamp", "_tie", "item"], kind="stable").drop(
+        columns="_tie")
 
 
 class _FieldBuilder:
@@ -186,20 +227,58 @@ class NextMovieTask:
             bad = self.pos_of[user, neg] <= t
         return neg
 
-    def popularity(self) -> np.ndarray:
-        """Ratings per movie over everything before each user's test period (train counts)."""
-        train_end = np.zeros(self.num_users, dtype=np.int64)
-        for code in (FIT, VALID):
+    # -- what a counting baseline may learn from -------------------------------------------
+    def period_end(self, period: str = "train") -> np.ndarray:
+        """Per user, the number of leading ratings of their sequence that lie in ``period``.
+
+        ``"train"``: every rating before the user's first test example, the knowledge a test
+        example may be scored with; ``"fit"``: every rating before their first validation
+        example, for scoring validation (a validation target must never be counted). The
+        rating at position 0 (no example) belongs to both.
+        """
+        if period not in PERIODS:
+            raise ValueError(f"unknown period {period!r}; use one of {list(PERIODS)}")
+        end = np.ones(self.num_users, dtype=np.int64)
+        for code in PERIODS[period]:
             sel = self.split == code
-            np.maximum.at(train_end, self.user[sel], self.t[sel] + 1)
+            np.maximum.at(end, self.user[sel], self.t[sel] + 1)
+        return end
+
+    def period_mask(self, period: str = "train") -> np.ndarray:
+        """``(num_ratings,)`` bool over :attr:`seq_items`: the rating lies in ``period``."""
         pos = np.arange(len(self.seq_items)) - np.repeat(self.seq_start, self.seq_len)
-        known = pos < np.repeat(train_end, self.seq_len)
+        return pos < np.repeat(self.period_end(period), self.seq_len)
+
+    def popularity(self, period: str = "train") -> np.ndarray:
+        """Ratings per movie in ``period`` (default: everything before each user's test
+        period, the train counts)."""
+        known = self.period_mask(period)
         return np.bincount(self.seq_items[known], minlength=self.num_items)
 
+    def transitions(self, period: str = "train") -> np.ndarray:
+        """``(num_items, num_items)`` counts of "movie ``a`` rated, then movie ``b`` next" over
+        consecutive ratings of a user that both lie in ``period``."""
+        known = self.period_mask(period)
+        nxt = np.flatnonzero(known[1:] & known[:-1]) + 1
+        same_user = np.repeat(np.arange(self.num_users), self.seq_len)
+        nxt = nxt[same_user[nxt] == same_user[nxt - 1]]
+        counts = np.zeros((self.num_items, self.num_items), dtype=np.int64)
+        np.add.at(counts, (self.seq_items[nxt - 1], self.seq_items[nxt]), 1)
+        return counts
 
-def build_task(ml: MovieLens) -> NextMovieTask:
-    """Turn the MovieLens tables into the examples, features and split of protocol v1."""
-    ratings = ml.ratings.sort_values(["user", "timestamp", "item"], kind="stable")
+    def watched(self, period: str = "train") -> np.ndarray:
+        """``(num_users, num_items)`` bool: the user rated the movie in ``period``."""
+        known = self.period_mask(period)
+        users = np.repeat(np.arange(self.num_users), self.seq_len)
+        out = np.zeros((self.num_users, self.num_items), dtype=bool)
+        out[users[known], self.seq_items[known]] = True
+        return out
+
+
+def build_task(ml: MovieLens, protocol: int = PROTOCOL) -> NextMovieTask:
+    """Turn the MovieLens tables into the examples, features and split of ``protocol`` (v2
+    unless asked for v1, which chapter 00 uses to show what v2 fixes)."""
+    ratings = sequence_order(ml.ratings, protocol)
     user_ids = np.sort(ml.users.index.to_numpy())
     item_ids = np.sort(ml.items.index.to_numpy())
     u = np.searchsorted(user_ids, ratings["user"].to_numpy())
@@ -309,7 +388,7 @@ def build_task(ml: MovieLens) -> NextMovieTask:
     item_field = np.array([0] + [1] * width + [2])
 
     return NextMovieTask(
-        schema=Schema(tuple(fb.fields), fb.next_offset),
+        protocol=protocol, schema=Schema(tuple(fb.fields), fb.next_offset),
         user=ex_user, t=ex_t, target=ex_target, split=split,
         ctx_idx=np.concatenate(ctx_idx, axis=1).astype(np.int64),
         ctx_val=np.concatenate(ctx_val, axis=1).astype(np.float32),

@@ -38,8 +38,9 @@ import pandas as pd
 from IPython.display import display
 
 from featint import build_task, load_movielens
+from featint.baselines import Popularity, RandomScores
 from featint.data import ENV_VAR, REQUIRED_FILES, official_sha256
-from featint.evaluate import Popularity, RandomScores, evaluate, leaderboard, quick
+from featint.evaluate import evaluate, leaderboard, quick
 from featint.task import AGE_EDGES, GAP_EDGES
 
 pd.set_option("display.max_colwidth", 60)

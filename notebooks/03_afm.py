@@ -39,10 +39,9 @@ from IPython.display import Code, display
 from matplotlib.colors import TwoSlopeNorm
 
 from featint import build_task, load_movielens
+from featint.baselines import Popularity, RandomScores
 from featint.evaluate import (
     Evaluation,
-    Popularity,
-    RandomScores,
     bootstrap,
     leaderboard,
     metrics,

@@ -44,7 +44,8 @@ import torch
 from IPython.display import Code, display
 
 from featint import build_task, load_movielens
-from featint.evaluate import Popularity, RandomScores, evaluate, leaderboard, quick, subsample
+from featint.baselines import Popularity, RandomScores
+from featint.evaluate import evaluate, leaderboard, quick, subsample
 from featint.models import build_model, count_parameters
 from featint.models.wide_deep import CROSSES, WideDeep, cross_bucket
 from featint.train import fit

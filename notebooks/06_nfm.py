@@ -43,7 +43,8 @@ from IPython.display import Code, display
 from torch import nn
 
 from featint import build_task, load_movielens
-from featint.evaluate import Popularity, RandomScores, evaluate, leaderboard, quick
+from featint.baselines import Popularity, RandomScores
+from featint.evaluate import evaluate, leaderboard, quick
 from featint.layers import FeaturesEmbedding, bi_interaction
 from featint.models import build_model, count_parameters
 from featint.models.nfm import NFM

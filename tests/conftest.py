@@ -13,6 +13,14 @@ from featint.synthetic import synthetic_movielens
 from featint.task import build_task
 
 
+@pytest.fixture(scope="session", autouse=True)
+def model_cache(tmp_path_factory):
+    """Models trained by the tests go to a temporary cache, never the user's."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FEATINT_MODEL_CACHE", str(tmp_path_factory.mktemp("model-cache")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def ml():
     try:

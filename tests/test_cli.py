@@ -13,27 +13,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import featint.compare as compare_module
+import featint.budget as budget_module
 from featint import cli
+from featint.baselines import GRIDS
+from featint.budget import TUNED_HPARAMS, TUNED_LR, Budget
 from featint.compare import (
     BASELINES,
     CANONICAL_ORDER,
     FORMAT,
-    TUNED_HPARAMS,
-    TUNED_LR,
-    Budget,
     Comparison,
-    atomic_open,
     compare,
-    finite,
-    load_ranks,
     ordered,
     paired_bootstrap,
     pooled_interval,
     wilcoxon_signed_rank,
-    write_json,
 )
 from featint.evaluate import METRICS, bootstrap, metrics
+from featint.files import atomic_open, finite, load_ranks, write_json
 from featint.models import MODELS, build_model, count_parameters
 from featint.models.linear import Linear
 
@@ -138,9 +134,10 @@ def test_write_json_rejects_nan_without_touching_the_file(tmp_path):
 
 # -- ordering and statistics -------------------------------------------------------------------
 def test_ordered_puts_baselines_then_canonical_then_others():
-    names = ["zeta_model", "dlrm", "fm", "popular", "afm", "linear", "random", "alpha_model"]
-    assert ordered(names) == ["random", "popular", "linear", "fm", "afm", "dlrm",
-                              "alpha_model", "zeta_model"]
+    names = ["zeta_model", "dlrm", "fm", "popular", "afm", "linear", "random", "alpha_model",
+             "mf", "itemknn", "markov"]
+    assert ordered(names) == ["random", "popular", "markov", "itemknn", "mf", "linear", "fm",
+                              "afm", "dlrm", "alpha_model", "zeta_model"]
     assert ordered(list(CANONICAL_ORDER)) == list(CANONICAL_ORDER)
 
 
@@ -240,8 +237,16 @@ def test_compare_on_synthetic_task_and_resume(tmp_path, synthetic_task):
     assert results["settings"]["budget"]["epochs"] == 2
     fm = next(r for r in results["runs"] if r["model"] == "fm" and r["seed"] == 0)
     assert fm["hparams"] == {"embed_dim": 16}
-    assert Comparison.load(out).leaderboard().index.tolist() == ["random", "popular",
-                                                                  "linear", "fm"]
+    assert Comparison.load(out).leaderboard().index.tolist() == [*BASELINES, "linear", "fm"]
+    loaded = Comparison.load(out)
+    assert results["settings"]["protocol"] == "next-movie v2" and loaded.protocol == 2
+    assert loaded.protocol_warning() is None
+    # the counting baselines chose their setting on validation and recorded every trial
+    for name in ("markov", "itemknn"):
+        run = next(r for r in results["runs"] if r["model"] == name and r["seed"] == 0)
+        assert len(run["trials"]) == math.prod(len(v) for v in GRIDS[name].values())
+        best = max(run["trials"], key=lambda trial: trial["valid_mrr"])
+        assert run["hparams"] == best["setting"]
 
     # Resume: the finished runs are reused as they are, only the new seed is trained.
     second = compare(["linear", "fm"], seeds=[0, 1, 2], epochs=2, out_dir=out,
@@ -273,15 +278,15 @@ def test_interrupted_compare_leaves_whole_files_and_resumes(tmp_path, synthetic_
                 progress=False, bootstrap_samples=50)
     partial = json.loads((out / "results.json").read_text())
     assert partial["complete"] is False
-    assert [r["model"] for r in partial["runs"]] == ["random", "popular", "linear"]
+    assert [r["model"] for r in partial["runs"]] == [*BASELINES, "linear"]
     assert not (out / "leaderboard.csv").exists()
     assert not [p for p in out.rglob(".*.tmp")]
 
     monkeypatch.delitem(MODELS, "broken")
-    linear_seconds = partial["runs"][2]["train_seconds"]
+    linear_seconds = partial["runs"][len(BASELINES)]["train_seconds"]
     done = compare(["linear"], seeds=[0], epochs=1, out_dir=out, task=synthetic_task,
                    progress=False, bootstrap_samples=50, resume=True)
-    assert done.runs[2]["train_seconds"] == linear_seconds  # reused, not retrained
+    assert done.runs[len(BASELINES)]["train_seconds"] == linear_seconds  # reused, not retrained
     check_outputs(out, ["linear"], [0])
 
 
@@ -317,16 +322,17 @@ def test_per_model_override_is_used_and_recorded(tmp_path, synthetic_task):
 
 
 def test_tuned_settings_are_the_default_and_recorded(tmp_path, synthetic_task, monkeypatch):
+    monkeypatch.setenv("FEATINT_MODEL_CACHE", str(tmp_path / "models"))  # train, don't read
     monkeypatch.setitem(TUNED_LR, "linear", 0.5)
     monkeypatch.setitem(TUNED_HPARAMS, "fm", {"embed_dim": 4})
     seen = {}
-    real_fit = compare_module.fit
+    real_fit = budget_module.fit
 
     def fit(model, task, **kw):
         seen[type(model).__name__] = kw["lr"]
         return real_fit(model, task, **kw)
 
-    monkeypatch.setattr(compare_module, "fit", fit)
+    monkeypatch.setattr(budget_module, "fit", fit)
     done = compare(["linear", "fm"], seeds=[0], epochs=1, baselines=False, out_dir=tmp_path,
                    task=synthetic_task, progress=False, bootstrap_samples=50)
     budget = Budget()
@@ -353,7 +359,7 @@ def test_cli_quick_end_to_end(capsys, tmp_path, task):
                                   ",".join(models), "--seeds", "0", "--out", str(out))
     assert status == 0, err
     assert "QUICK MODE" in stdout and "Budget:" in stdout
-    for text in ("mean rank", "HR@10", "NDCG@10", "params", "popular", *models):
+    for text in ("mean rank", "HR@10", "NDCG@10", "params", *BASELINES, *models):
         assert text in stdout
     results = check_outputs(out, models, [0])
     assert results["settings"]["quick"] is True
@@ -367,7 +373,7 @@ def test_cli_data(capsys, ml):
     status, out, _ = run_cli(capsys, "data")
     assert status == 0
     assert "matches the official sha256" in out and "test 20,187" in out
-    assert "The counts match protocol v1." in out
+    assert "protocol v2" in out and "The counts match protocol v2." in out
 
 
 def test_cli_leaderboard(capsys, tmp_path, synthetic_task):
@@ -377,7 +383,7 @@ def test_cli_leaderboard(capsys, tmp_path, synthetic_task):
     assert cli.main(["leaderboard", "--results", str(out), "--markdown"]) == 0
     table = capsys.readouterr().out.strip().splitlines()
     assert table[0].startswith("| model | mean rank |") and table[1].startswith("|---|")
-    assert [line.split(" | ")[0] for line in table[2:]] == ["| random", "| popular", "| fm"]
+    assert [line.split(" | ")[0] for line in table[2:]] == [f"| {n}" for n in (*BASELINES, "fm")]
     fm = done.leaderboard().loc["fm"]
     assert f"{fm['hr@10']:.4f} [{fm['hr@10_lo']:.4f}, {fm['hr@10_hi']:.4f}]" in table[-1]
     assert cli.main(["leaderboard", "--results", str(out)]) == 0
@@ -392,3 +398,11 @@ def test_cli_leaderboard(capsys, tmp_path, synthetic_task):
     with pytest.raises(SystemExit):
         cli.main(["leaderboard", "--results", str(out)])
     assert "--resume" in capsys.readouterr().err
+
+    # results of another protocol are printed with a plain warning, never mixed in silently
+    results["complete"] = True
+    results["settings"]["protocol"] = "next-movie v1"
+    (out / "results.json").write_text(json.dumps(results))
+    assert cli.main(["leaderboard", "--results", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "protocol v1 results" in err and "protocol v2" in err

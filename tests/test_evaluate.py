@@ -10,11 +10,10 @@ import pytest
 import torch
 from torch import nn
 
+from featint.baselines import Popularity, RandomScores
 from featint.evaluate import (
     METRICS,
     Evaluation,
-    Popularity,
-    RandomScores,
     bootstrap,
     evaluate,
     leaderboard,

@@ -1,4 +1,4 @@
-"""The next-movie task, protocol v1 (``featint.task``): counts, split, features, negatives.
+"""The next-movie task, protocol v2 (``featint.task``): counts, split, features, negatives.
 
 The features are checked against a second, deliberately naive implementation written here: a
 plain Python loop over each user's raw ratings that looks only at the positions before ``t``.
@@ -6,6 +6,7 @@ plain Python loop over each user's raw ratings that looks only at the positions 
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -22,6 +23,7 @@ from featint.task import (
     VALID,
     NextMovieTask,
     build_task,
+    sequence_order,
     split_sizes,
 )
 
@@ -29,13 +31,18 @@ from featint.task import (
 
 
 def raw_sequences(ml) -> dict[int, list[tuple[int, int, int]]]:
-    """user id -> [(item id, rating, timestamp)] sorted by (timestamp, item id)."""
+    """user id -> [(item id, rating, timestamp)] in protocol v2's order: by timestamp, ties
+    by the first 8 bytes of sha256("featint-protocol-v2:<user>:<item>") (computed here)."""
     seqs: dict[int, list[tuple[int, int, int]]] = {}
     for user, item, rating, ts in ml.ratings[["user", "item", "rating", "timestamp"]].itertuples(
         index=False
     ):
         seqs.setdefault(int(user), []).append((int(item), int(rating), int(ts)))
-    return {u: sorted(s, key=lambda r: (r[2], r[0])) for u, s in seqs.items()}
+    def key(user: int, row: tuple[int, int, int]) -> tuple[int, int]:
+        digest = hashlib.sha256(f"featint-protocol-v2:{user}:{row[0]}".encode()).digest()
+        return row[2], int.from_bytes(digest[:8], "big")
+
+    return {u: sorted(s, key=lambda r, u=u: key(u, r)) for u, s in seqs.items()}
 
 
 def count_edges_at_or_below(value: float, edges: list[float]) -> int:
@@ -204,11 +211,18 @@ def test_batched_context_equals_single_contexts(synthetic_task):
 
 def later_positions_changed(ml, change_items: bool, seed: int = 0):
     """A copy of ``ml`` where, for every user, ratings (and optionally movies) at positions
-    >= a random cut are changed. Returns (copy, cut per user id)."""
+    >= a random cut are changed. Returns (copy, cut per user id).
+
+    The cut falls where the clock moves on (a later second than the rating before it): a movie
+    changed inside a same-second burst may legitimately move within the burst, since protocol
+    v2 orders ties by a hash of (user, movie)."""
     rng = np.random.default_rng(seed)
-    ratings = ml.ratings.sort_values(["user", "timestamp", "item"], kind="stable").copy()
+    ratings = sequence_order(ml.ratings).copy()
     pos = ratings.groupby("user").cumcount().to_numpy()
-    cuts = {u: int(rng.integers(1, n)) for u, n in ratings.groupby("user").size().items()}
+    ts = ratings["timestamp"].to_numpy()
+    moves_on = np.concatenate([[False], ts[1:] > ts[:-1]]) & (pos >= 1)
+    cuts = {u: int(rng.choice(pos[rows][moves_on[rows]]))
+            for u, rows in ratings.groupby("user").indices.items()}
     later = pos >= ratings["user"].map(cuts).to_numpy()
     new = ratings["rating"].to_numpy().copy()
     new[later] = 6 - new[later]  # mirror 1..5 around 3

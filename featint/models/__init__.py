@@ -45,6 +45,7 @@ def count_parameters(model: nn.Module) -> int:
 
 # Importing a model module registers it; the order is the order of the notebooks.
 from featint.models import linear  # noqa: E402, F401, I001
+from featint.models import mf  # noqa: E402, F401, I001
 from featint.models import fm  # noqa: E402, F401, I001
 from featint.models import ffm  # noqa: E402, F401, I001
 from featint.models import afm  # noqa: E402, F401, I001

@@ -1,0 +1,148 @@
+"""What every model chapter does around its lesson, written once: test the trained models beside
+the baseline ladder, set a chapter's seed-0 run beside the seeds of the comparison, and plot
+training curves.
+
+The chapters train their models with :func:`featint.cache.trained`, the comparison's budget and
+settings, so their seed-0 numbers are the comparison's seed-0 numbers (``results/``, written by
+``make run``); :func:`seed_spread` shows the other seeds beside them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from torch import nn
+
+from featint.baselines import RandomScores, choose
+from featint.compare import Comparison
+from featint.evaluate import HIGHER_IS_BETTER, LABELS, Evaluation, evaluate, leaderboard, quick
+from featint.task import PROTOCOL, NextMovieTask
+from featint.train import History
+
+#: The baselines a chapter sets its models beside, bottom rung first.
+LADDER = ("random", "popular", "markov", "itemknn")
+
+
+def ladder(task: NextMovieTask) -> dict[str, nn.Module]:
+    """The untrained baselines, built as the comparison builds them (settings chosen on
+    validation; quick mode: on 1,000 validation examples)."""
+    limit = 1000 if quick() else None
+    found: dict[str, nn.Module] = {"random": RandomScores(seed=0)}
+    for name in LADDER[1:]:
+        found[name] = choose(name, task, valid_limit=limit).model
+    return found
+
+
+def evaluate_all(task: NextMovieTask, models: dict[str, nn.Module],
+                 baselines: bool = True) -> dict[str, Evaluation]:
+    """Each model (and, with ``baselines``, each rung of :data:`LADDER`) ranked on the whole
+    test set (quick mode: 2,000 examples) with its 95% bootstrap intervals."""
+    everything = {**(ladder(task) if baselines else {}), **models}
+    return {name: evaluate(model, task, progress=False) for name, model in everything.items()}
+
+
+def results_table(results: dict[str, Evaluation]) -> pd.DataFrame:
+    """The leaderboard of :func:`evaluate_all`: every metric as ``value [lo, hi]``."""
+    return leaderboard({name: ev.row() for name, ev in results.items()})
+
+
+def results_folder() -> Path:
+    """``$FEATINT_RESULTS``, else ``results/`` of the repository the notebook runs in."""
+    if "FEATINT_RESULTS" in os.environ:
+        return Path(os.environ["FEATINT_RESULTS"])
+    for folder in [Path.cwd(), *Path.cwd().parents]:
+        if (folder / "pyproject.toml").exists():
+            return folder / "results"
+    return Path.cwd() / "results"
+
+
+def load_comparison(folder: str | Path | None = None) -> tuple[Comparison | None, str]:
+    """The finished comparison of ``folder`` (default :func:`results_folder`) that follows
+    featint's protocol, and a sentence that says what was found (or why nothing can be used).
+    Results of another protocol are never returned: they would be mixed with this one's."""
+    folder = Path(folder) if folder is not None else results_folder()
+    try:
+        found = Comparison.load(folder)
+    except (OSError, ValueError):
+        return None, "No comparison results found: run `make run` to see the other seeds."
+    if not found.results["complete"]:
+        return None, "The comparison in results/ did not finish; continue it with `make run`."
+    if found.protocol != PROTOCOL:
+        return None, (f"results/ holds protocol v{found.protocol} results, not v{PROTOCOL}: "
+                      "not shown (they are not comparable); rerun `make run`.")
+    if found.results["settings"]["quick"]:
+        return None, "results/ holds a quick-mode smoke test, not results: not shown."
+    return found, "From results/ (`make run`): every seed of the comparison."
+
+
+def seed_spread(results: dict[str, Evaluation], names: list[str] | tuple[str, ...],
+                metric: str = "hr@10", folder: str | Path | None = None) -> pd.DataFrame:
+    """This chapter's test ``metric`` (seed 0) for each of ``names`` beside the comparison's:
+    its seed-0 value, mean and standard deviation over seeds, and each seed. Prints where the
+    comparison's numbers come from; without usable results only this chapter's column."""
+    comparison, note = load_comparison(folder)
+    print(note)
+    rows = {}
+    for name in names:
+        row: dict[str, Any] = {"this chapter (seed 0)": results[name].metrics[metric]}
+        agg = comparison.aggregates.get(name) if comparison is not None else None
+        if agg is not None:
+            per_seed = {r["seed"]: r["metrics"][metric] for r in comparison.runs
+                        if r["model"] == name}
+            row["comparison seed 0"] = per_seed.get(0, np.nan)
+            row["mean over seeds"] = agg["mean"][metric]
+            row["std over seeds"] = agg["std"][metric]
+            row.update({f"seed {s}": v for s, v in sorted(per_seed.items())})
+        rows[name] = row
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.columns.name = metric
+    return table
+
+
+def plot_histories(histories: dict[str, History], axes: Any = None) -> Any:
+    """Training loss and validation MRR per epoch of each model, the kept epoch starred."""
+    import matplotlib.pyplot as plt
+
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(10, 3.5), layout="constrained")
+    for name, history in histories.items():
+        epochs = pd.DataFrame(history.epochs).set_index("epoch")
+        axes[0].plot(epochs.index, epochs["loss"], "o-", label=name)
+        line, = axes[1].plot(epochs.index, epochs["valid_mrr"], "o-", label=name)
+        axes[1].plot(history.best_epoch, history.best["valid_mrr"], "*", ms=12,
+                     color=line.get_color())
+    axes[0].set(xlabel="epoch", ylabel="BCE (dropout on, where a model has it)",
+                title="Training loss")
+    axes[1].set(xlabel="epoch", ylabel="MRR",
+                title="Validation MRR (★ the epoch kept)")
+    for ax in axes:
+        ax.legend()
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    return axes
+
+
+def plot_results(results: dict[str, Evaluation], names: list[str] | tuple[str, ...] | None = None,
+                 metrics: tuple[str, ...] = ("hr@10", "mean_rank"), axes: Any = None) -> Any:
+    """Bars of each metric with their 95% bootstrap intervals over test examples, baselines
+    of :data:`LADDER` grey, models in colour."""
+    import matplotlib.pyplot as plt
+
+    names = list(names or results)
+    if axes is None:
+        _, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 0.35 * len(names)
+                                                           + 1.4), layout="constrained")
+    axes = np.atleast_1d(axes)
+    for ax, metric in zip(axes, metrics, strict=True):
+        value = np.array([results[n].metrics[metric] for n in names])
+        lo, hi = np.array([results[n].intervals[metric] for n in names]).T
+        colors = ["0.7" if n in LADDER else f"C{i}" for i, n in enumerate(names)]
+        ax.barh(names, value, xerr=[value - lo, hi - value], color=colors, capsize=3)
+        ax.invert_yaxis()
+        better = "higher" if HIGHER_IS_BETTER[metric] else "lower"
+        ax.set(xlabel=f"{LABELS[metric]} ({better} is better)",
+               title=f"Test {LABELS[metric]}, 95% interval")
+    return axes

@@ -1,0 +1,74 @@
+"""The pieces every chapter shares (``featint.chapter``), on the synthetic task."""
+
+from __future__ import annotations
+
+import json
+
+import matplotlib
+import pytest
+
+from featint.cache import trained
+from featint.chapter import (
+    LADDER,
+    evaluate_all,
+    load_comparison,
+    plot_histories,
+    plot_results,
+    results_table,
+    seed_spread,
+)
+from featint.compare import compare
+
+matplotlib.use("Agg")
+
+
+@pytest.fixture(scope="module")
+def chapter_run(synthetic_task, tmp_path_factory):
+    """FM trained as a chapter trains it, and a finished one-seed comparison of FM."""
+    folder = tmp_path_factory.mktemp("chapter")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FEATINT_QUICK", "1")
+        fm, history = trained("fm", synthetic_task, folder=folder / "models", progress=False)
+        results = evaluate_all(synthetic_task, {"fm": fm})
+        compare(["fm"], seeds=[0], out_dir=folder / "results", task=synthetic_task,
+                progress=False, bootstrap_samples=50, quick=False, epochs=2)
+    return folder, fm, history, results
+
+
+def test_the_ladder_comes_first_then_the_models(chapter_run):
+    _, _, _, results = chapter_run
+    assert list(results) == [*LADDER, "fm"]
+    table = results_table(results)
+    assert set(table.index) == set(results) and "[" in table.loc["fm", "hr@10"]
+
+
+def test_seed_spread_reads_the_comparison_of_this_protocol(chapter_run, capsys):
+    folder, _, _, results = chapter_run
+    table = seed_spread(results, ["fm", "popular"], folder=folder / "results")
+    assert "every seed" in capsys.readouterr().out
+    assert {"this chapter (seed 0)", "comparison seed 0", "mean over seeds",
+            "seed 0"} <= set(table.columns)
+    saved = json.loads((folder / "results" / "results.json").read_text())
+    fm = next(r for r in saved["runs"] if r["model"] == "fm")
+    assert table.loc["fm", "seed 0"] == fm["metrics"]["hr@10"]
+
+
+def test_other_protocols_and_missing_results_are_said_plainly(chapter_run, tmp_path):
+    folder, _, _, results = chapter_run
+    saved = json.loads((folder / "results" / "results.json").read_text())
+    saved["settings"]["protocol"] = "next-movie v1"
+    (tmp_path / "results.json").write_text(json.dumps(saved))
+    found, note = load_comparison(tmp_path)
+    assert found is None and "protocol v1" in note and "not comparable" in note
+    found, note = load_comparison(tmp_path / "missing")
+    assert found is None and "make run" in note
+    table = seed_spread(results, ["fm"], folder=tmp_path / "missing")
+    assert list(table.columns) == ["this chapter (seed 0)"]
+
+
+def test_plots_draw_every_model(chapter_run):
+    _, _, history, results = chapter_run
+    axes = plot_histories({"fm": history})
+    assert axes[1].get_ylabel() == "MRR"
+    axes = plot_results(results)
+    assert len(axes[0].patches) == len(results) and "interval" in axes[0].get_title()

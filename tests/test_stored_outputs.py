@@ -1,0 +1,69 @@
+"""Stored notebook outputs are part of the book: they must show today's code and nothing of
+the machine they ran on."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from featint.show import HEADER, blocks, resolve, source_text, where
+
+NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("*.ipynb"))
+#: Absolute paths of a machine: a home or system folder, a Windows drive.
+MACHINE_PATH = re.compile(r"(/(home|root|Users|work|tmp|opt|usr|var)/[\w.-]+)|([A-Z]:\\\\)")
+
+
+def outputs(path: Path) -> list[tuple[int, str]]:
+    """``(cell number, text)`` of every stored text output of a notebook."""
+    found = []
+    for number, cell in enumerate(json.loads(path.read_text(encoding="utf-8"))["cells"]):
+        for out in cell.get("outputs", []):
+            texts = [out.get("text", "")] + list(out.get("data", {}).values())
+            for text in texts:
+                if isinstance(text, list):
+                    text = "".join(text)
+                if isinstance(text, str):
+                    found.append((number, text))
+    return found
+
+
+def test_source_round_trip():
+    from featint.models.fm import FM
+
+    text = source_text(FM, FM.forward)
+    assert text.count(HEADER) == 2 and where(FM.forward) == "featint/models/fm.py · FM.forward"
+    for location, code in blocks(text):
+        assert code == inspect.getsource(resolve(location))
+    with pytest.raises(ValueError, match="not defined in featint"):
+        where(json.dumps)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_displayed_source_is_the_package_source(path):
+    stale = []
+    for number, text in outputs(path):
+        for location, code in blocks(text):
+            if code != inspect.getsource(resolve(location)):
+                stale.append(f"cell {number}: {location}")
+    assert not stale, (f"{path.name} shows package code that has changed since it ran "
+                       f"({', '.join(stale)}): re-execute it (make outputs)")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_code_is_shown_through_featint_show(path):
+    """``inspect.getsource`` straight in a chapter would escape the check above."""
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    direct = [n for n, c in enumerate(cells)
+              if c["cell_type"] == "code" and "getsource(" in "".join(c["source"])]
+    assert not direct, f"{path.name} cells {direct}: show code with featint.show.source"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_outputs_show_no_path_of_the_machine(path):
+    leaks = [f"cell {n}: {m.group(0)}" for n, text in outputs(path)
+             for m in [MACHINE_PATH.search(text)] if m]
+    assert not leaks, f"{path.name} stores paths of the machine it ran on: {leaks[:3]}"
