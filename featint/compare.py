@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import platform
 import time
@@ -64,6 +63,7 @@ from featint.evaluate import (
 from featint.evaluate import quick as quick_from_env
 from featint.files import atomic_open, finite, load_ranks, save_ranks, write_json
 from featint.models import MODELS, count_parameters
+from featint.stats import per_example, pooled_interval
 from featint.task import PROTOCOL, NextMovieTask
 from featint.train import default_device
 
@@ -222,54 +222,6 @@ def run_one(
 
 
 # -- aggregation ------------------------------------------------------------------------------
-def pooled_interval(
-    ranks: np.ndarray, num_samples: int = 1000, level: float = 0.95, seed: int = 0,
-    chunk: int = 100,
-) -> dict[str, tuple[float, float]]:
-    """Percentile bootstrap interval of the seed-averaged metrics.
-
-    ``ranks``: ``(num_seeds, num_examples)``, column ``j`` the same test example in every row.
-    Each replicate draws ``num_examples`` example indices with replacement, computes each
-    metric of :func:`featint.evaluate.metrics` on every row at those indices and averages over
-    rows. Computed without building the resampled arrays: a replicate is a vector of counts
-    ``w`` (how often each example was drawn), the means are ``w @ values / n``, and the median
-    is read off the cumulative counts of the distinct rank values (a test checks the result
-    against the direct computation).
-    """
-    ranks = np.atleast_2d(np.asarray(ranks, dtype=np.float64))
-    num_seeds, n = ranks.shape
-    per_example = {  # the metrics that are means over examples, as (num_seeds, n) values
-        "mean_rank": ranks,
-        "mrr": 1.0 / ranks,
-        "hr@10": (ranks <= 10).astype(np.float64),
-        "ndcg@10": np.where(ranks <= 10, 1.0 / np.log2(ranks + 1.0), 0.0),
-    }
-    distinct = [np.unique(row, return_inverse=True) for row in ranks]  # (values, value index)
-    k_low, k_high = (n + 1) // 2, n // 2 + 1  # the order statistics the median averages
-    rng = np.random.default_rng(seed)
-    stats: dict[str, list[np.ndarray]] = {m: [] for m in METRICS}
-    for start in range(0, num_samples, chunk):
-        size = min(chunk, num_samples - start)
-        idx = rng.integers(0, n, size=(size, n))
-        row_offset = np.arange(size)[:, None]
-        counts = np.bincount((idx + n * row_offset).ravel(), minlength=size * n)
-        counts = counts.reshape(size, n).astype(np.float64)
-        for m, values in per_example.items():
-            stats[m].append((counts @ values.T / n).mean(1))  # (size, num_seeds) -> (size,)
-        medians = np.empty((size, num_seeds))
-        for s, (values, value_index) in enumerate(distinct):
-            drawn = value_index[idx] + len(values) * row_offset  # drawn rank values, by row
-            per_value = np.bincount(drawn.ravel(), minlength=size * len(values))
-            cumulative = np.cumsum(per_value.reshape(size, len(values)), axis=1)
-            low = values[(cumulative < k_low).sum(1)]
-            high = values[(cumulative < k_high).sum(1)]
-            medians[:, s] = (low + high) / 2
-        stats["median_rank"].append(medians.mean(1))
-    lo, hi = (1 - level) / 2 * 100, (1 + level) / 2 * 100
-    return {m: (float(np.percentile(np.concatenate(stats[m]), lo)),
-                float(np.percentile(np.concatenate(stats[m]), hi))) for m in METRICS}
-
-
 def _std(values: list[float]) -> float | None:
     """Sample standard deviation over seeds; None (JSON null) with a single seed."""
     return float(np.std(values, ddof=1)) if len(values) > 1 else None
@@ -459,6 +411,14 @@ class Comparison:
     def leaderboard(self) -> pd.DataFrame:
         return leaderboard(self.aggregates)
 
+    def per_example(self, model: str, metric: str) -> np.ndarray:
+        """``(seeds, num_examples)``: each seed's per-example values of ``metric`` (see
+        :func:`featint.stats.per_example`), the columns the same test examples for every
+        model, ready for :func:`featint.stats.paired_difference` and
+        :func:`featint.stats.tiers`."""
+        seeds = self.aggregates[model]["seeds"]
+        return np.stack([per_example(self.ranks(model, s)[0], metric) for s in seeds])
+
     def ranks(self, model: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
         """Per-example ``(ranks, examples)`` of one run."""
         for run in self.runs:
@@ -630,40 +590,3 @@ def compare(
     write_json(out_dir / RESULTS_FILE, finite(results))
     files += [out_dir / r["ranks_file"] for r in results["runs"]]
     return Comparison(out_dir, results, files)
-
-
-def paired_bootstrap(
-    a: np.ndarray, b: np.ndarray, num_samples: int = 10000, level: float = 0.95, seed: int = 0,
-) -> tuple[float, float, float]:
-    """Mean of ``a - b`` over paired examples and its percentile bootstrap interval
-    ``(mean, lo, hi)``: resample examples, keep the pairs together."""
-    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
-    rng = np.random.default_rng(seed)
-    means = np.concatenate([
-        d[rng.integers(0, len(d), size=(min(500, num_samples - s), len(d)))].mean(1)
-        for s in range(0, num_samples, 500)
-    ])
-    lo, hi = np.percentile(means, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
-    return float(d.mean()), float(lo), float(hi)
-
-
-def wilcoxon_signed_rank(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
-    """Wilcoxon signed-rank test of paired samples ``a`` and ``b``: ``(z, two-sided p)``.
-
-    Zero differences are dropped; tied absolute differences get their average rank, and the
-    variance is corrected for ties. The normal approximation is accurate for the thousands of
-    test examples it is used on here.
-    """
-    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
-    d = d[d != 0]
-    n = len(d)
-    if n == 0:
-        return 0.0, 1.0
-    values, inverse, counts = np.unique(np.abs(d), return_inverse=True, return_counts=True)
-    first = np.cumsum(counts) - counts + 1  # rank of the first of each group of ties
-    avg_rank = first + (counts - 1) / 2.0
-    w_plus = float(avg_rank[inverse][d > 0].sum())
-    mean = n * (n + 1) / 4.0
-    var = n * (n + 1) * (2 * n + 1) / 24.0 - float((counts**3 - counts).sum()) / 48.0
-    z = (w_plus - mean) / math.sqrt(var) if var > 0 else 0.0
-    return z, math.erfc(abs(z) / math.sqrt(2.0))

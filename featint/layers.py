@@ -1,9 +1,9 @@
 """The building blocks every model in featint shares, written once.
 
-Notation (the notebooks use the same): a sample is a sparse vector ``x``; its non-zero entries
-sit in *slots*, slot ``s`` holding feature index ``i_s`` with value ``x_s``. Feature ``i`` has a
-linear weight ``w_i`` and a latent vector ``v_i`` of size ``k``. Padding slots have index 0 and
-value 0, so every sum over slots ignores them without a mask.
+Notation (the notebooks use the same): a sample is a sparse vector ``x``; its ``s`` non-zero
+entries sit in *slots*, slot ``a`` holding feature index ``i_a`` with value ``x_a``. Feature
+``i`` has a linear weight ``w_i`` and a latent vector ``v_i`` of size ``k``. Padding slots have
+index 0 and value 0, so every sum over slots ignores them without a mask.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from featint.task import Features, Field
 
 
 class FeaturesEmbedding(nn.Module):
-    """``x_s v_{i_s}`` for every slot: ``(*batch, num_slots)`` -> ``(*batch, num_slots, k)``."""
+    """``x_a v_{i_a}`` for every slot: ``(*batch, num_slots)`` -> ``(*batch, num_slots, k)``."""
 
     def __init__(self, num_features: int, embed_dim: int, std: float = 0.01) -> None:
         super().__init__()
@@ -31,7 +31,7 @@ class FeaturesEmbedding(nn.Module):
         """``pool_fields(self(f), f.field, num_fields)`` without the per-slot vectors:
         ``(*batch, num_slots)`` -> ``(*batch, num_fields, k)``.
 
-        Narrow rows: every slot's ``x_s v_{i_s}``, summed per field. Wide rows (FFM's ``(m - 1)
+        Narrow rows: every slot's ``x_a v_{i_a}``, summed per field. Wide rows (FFM's ``(m - 1)
         k``): one ``embedding_bag`` whose bags are the (sample, field) pairs (slots reordered so
         that each field is contiguous; an empty field gives zeros), which never stores the
         per-slot vectors, several times faster there; for ``k = 16`` the gather is faster.
@@ -52,7 +52,7 @@ class FeaturesEmbedding(nn.Module):
 
 
 class FeaturesLinear(nn.Module):
-    """``sum_s w_{i_s} x_s``: ``(*batch, num_slots)`` -> ``(*batch,)``."""
+    """``sum_a w_{i_a} x_a``: ``(*batch, num_slots)`` -> ``(*batch,)``."""
 
     def __init__(self, num_features: int) -> None:
         super().__init__()
@@ -77,9 +77,10 @@ def lookup(table: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
 
 
 def bi_interaction(xv: torch.Tensor) -> torch.Tensor:
-    """``sum_{s<t} x_s v_s * x_t v_t`` kept as a vector, by the sum-square trick in O(nk):
+    """``sum_{i<j} x_i v_i * x_j v_j`` over the ``s`` non-zero slots, kept as a vector, by the
+    sum-square trick in O(ks) instead of O(ks^2):
 
-    ``1/2 [ (sum_s x_s v_s)^2 - sum_s (x_s v_s)^2 ]``, element-wise over the ``k`` factors.
+    ``1/2 [ (sum_i x_i v_i)^2 - sum_i (x_i v_i)^2 ]``, element-wise over the ``k`` factors.
     ``(*batch, num_slots, k)`` -> ``(*batch, k)``. NFM's Bi-Interaction pooling.
     """
     square_of_sum = xv.sum(-2).pow(2)
@@ -88,7 +89,7 @@ def bi_interaction(xv: torch.Tensor) -> torch.Tensor:
 
 
 def fm_interaction(xv: torch.Tensor) -> torch.Tensor:
-    """FM's pairwise term ``sum_{s<t} <v_s, v_t> x_s x_t``: ``(*batch, num_slots, k)`` ->
+    """FM's pairwise term ``sum_{i<j} <v_i, v_j> x_i x_j``: ``(*batch, num_slots, k)`` ->
     ``(*batch,)``."""
     return bi_interaction(xv).sum(-1)
 

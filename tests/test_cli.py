@@ -10,7 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import featint.budget as budget_module
@@ -24,11 +23,8 @@ from featint.compare import (
     Comparison,
     compare,
     ordered,
-    paired_bootstrap,
-    pooled_interval,
-    wilcoxon_signed_rank,
 )
-from featint.evaluate import METRICS, bootstrap, metrics
+from featint.evaluate import METRICS, metrics
 from featint.files import atomic_open, finite, load_ranks, write_json
 from featint.models import MODELS, build_model, count_parameters
 from featint.models.linear import Linear
@@ -139,58 +135,6 @@ def test_ordered_puts_baselines_then_canonical_then_others():
     assert ordered(names) == ["random", "popular", "markov", "itemknn", "mf", "linear", "fm",
                               "afm", "dlrm", "alpha_model", "zeta_model"]
     assert ordered(list(CANONICAL_ORDER)) == list(CANONICAL_ORDER)
-
-
-@pytest.mark.parametrize("num_examples", [301, 300])  # odd and even: two kinds of median
-def test_pooled_interval_matches_the_direct_bootstrap(num_examples):
-    rng = np.random.default_rng(0)
-    shape = (3, num_examples)
-    ranks = rng.integers(1, 400, size=shape) + 0.5 * rng.integers(0, 2, size=shape)
-    fast = pooled_interval(ranks, num_samples=200, chunk=50)
-    draw = np.random.default_rng(0)  # the same draws, used the obvious way
-    replicates = {m: [] for m in METRICS}
-    for _ in range(4):
-        for rows in draw.integers(0, num_examples, size=(50, num_examples)):
-            per_seed = [metrics(ranks[s, rows]) for s in range(3)]
-            for m in METRICS:
-                replicates[m].append(np.mean([p[m] for p in per_seed]))
-    for m in METRICS:
-        expected = np.percentile(replicates[m], [2.5, 97.5])
-        assert fast[m] == pytest.approx(tuple(expected), rel=1e-9), m
-
-
-def test_pooled_interval():
-    rng = np.random.default_rng(1)
-    one = rng.integers(1, 300, size=4000).astype(float)
-    # one seed: the ordinary bootstrap of that run (different draws, same distribution)
-    pooled, plain = pooled_interval(one[None]), bootstrap(one)
-    for m in ("mean_rank", "mrr", "hr@10"):
-        width = plain[m][1] - plain[m][0]
-        assert pooled[m][0] == pytest.approx(plain[m][0], abs=0.15 * width)
-        assert pooled[m][1] == pytest.approx(plain[m][1], abs=0.15 * width)
-    # three seeds: the interval surrounds the seed-averaged metric
-    three = np.stack([one, np.maximum(one + rng.integers(-5, 6, 4000), 1),
-                      np.maximum(one - 3, 1)])
-    interval = pooled_interval(three)
-    for m in METRICS:
-        mean = np.mean([metrics(row)[m] for row in three])
-        assert interval[m][0] <= mean <= interval[m][1]
-
-
-def test_paired_tests():
-    # hand-computed: |d| ranks 1..5, W+ = 1 + 3 + 4 = 8, mean 7.5, var 5*6*11/24 = 13.75
-    z, p = wilcoxon_signed_rank(np.array([1.0, -2, 3, 4, -5]), np.zeros(5))
-    assert z == pytest.approx(0.5 / math.sqrt(13.75))
-    assert p == pytest.approx(math.erfc(z / math.sqrt(2)))
-    assert wilcoxon_signed_rank(np.ones(4), np.ones(4)) == (0.0, 1.0)
-    rng = np.random.default_rng(0)
-    a = rng.random(3000)
-    z, p = wilcoxon_signed_rank(a + 0.05, a + rng.normal(0, 0.01, 3000))
-    assert z > 0 and p < 1e-6
-    b = a + rng.normal(0, 0.1, 3000)
-    mean, lo, hi = paired_bootstrap(a, b)
-    assert mean == pytest.approx(np.mean(a - b))
-    assert lo < mean < hi and hi - lo == pytest.approx(2 * 1.96 * 0.1 / math.sqrt(3000), rel=0.1)
 
 
 # -- the comparison itself --------------------------------------------------------------------

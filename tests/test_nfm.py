@@ -1,6 +1,6 @@
 """NFM: Bi-Interaction on the joined context + movie vector (brute force, float64), the
 fast all-movie path equals the plain one, and with no hidden layer, no BatchNorm, no dropout
-and ``h = 1`` it is exactly FM."""
+and ``w_out = 1`` it is exactly FM."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def brute_force(model: NFM, task, ex: np.ndarray, items: list[int]) -> torch.Ten
         f_bi = torch.zeros(V.shape[1], dtype=torch.float64)
         for (i, xi), (j, xj) in itertools.combinations(x, 2):
             f_bi = f_bi + (xi * V[i]) * (xj * V[j])
-        deep = model.h(model.mlp(model.bi_norm(f_bi[None])))[0, 0]
+        deep = model.w_out(model.mlp(model.bi_norm(f_bi[None])))[0, 0]
         out[r, c] = model.w0 + sum(w[i] * v for i, v in x) + deep
     return out
 
@@ -71,7 +71,7 @@ def test_without_hidden_layers_it_is_fm(synthetic_task):
     fm = build_model("fm", task, seed=0).double().eval()
     nfm = build_model("nfm", task, seed=1, hidden=(), batch_norm=False, bi_dropout=0.0,
                       dropout=0.0).double().eval()
-    assert torch.equal(nfm.h.weight, torch.ones_like(nfm.h.weight))  # h = 1, as initialised
+    assert torch.equal(nfm.w_out.weight, torch.ones_like(nfm.w_out.weight))  # w_out = 1, as initialised
     gen = torch.Generator().manual_seed(5)
     with torch.no_grad():
         for p in fm.parameters():
@@ -79,7 +79,7 @@ def test_without_hidden_layers_it_is_fm(synthetic_task):
         fm.embedding.embedding.weight[0].zero_()
         fm.linear.weight.weight[0].zero_()
     missing = nfm.load_state_dict(fm.state_dict(), strict=False).missing_keys
-    assert missing == ["h.weight"]  # w0, linear and embedding copied; nothing else exists
+    assert missing == ["w_out.weight"]  # w0, linear and embedding copied; nothing else exists
     context = context64(task, task.examples("test")[:25])
     candidates = torch.from_numpy(np.random.default_rng(0).integers(0, task.num_items, (25, 6)))
     every = torch.arange(task.num_items)
@@ -87,7 +87,7 @@ def test_without_hidden_layers_it_is_fm(synthetic_task):
         torch.testing.assert_close(nfm(context, candidates), fm(context, candidates),
                                    rtol=0, atol=1e-10)
         torch.testing.assert_close(nfm(context, every), fm(context, every), rtol=0, atol=1e-10)
-        nfm.h.weight.mul_(2.0)  # and the check can fail
+        nfm.w_out.weight.mul_(2.0)  # and the check can fail
         assert (nfm(context, every) - fm(context, every)).abs().max() > 1e-3
 
 
@@ -101,4 +101,4 @@ def test_defaults_follow_the_paper(synthetic_task):
     assert sum(isinstance(m, nn.BatchNorm1d) for m in model.mlp) == 1
     assert model.bi_dropout.p == 0.5
     assert [m.p for m in model.mlp if isinstance(m, nn.Dropout)] == [0.2]
-    assert model.h.bias is None  # w_0 is the only bias of the output
+    assert model.w_out.bias is None  # w_0 is the only bias of the output

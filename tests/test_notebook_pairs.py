@@ -73,3 +73,30 @@ def test_the_check_catches_a_difference(tmp_path):
     jupytext.write(nb, py, fmt="py:percent")
     py.write_text(py.read_text().replace("# %% [markdown]", "# %%"))
     assert pair_differences(ipynb, py)[0].startswith("cell 0: a markdown cell")
+
+
+#: The widest code line the book shows whole, without a scroll bar.
+BOOK_WIDTH = 88
+
+
+def long_code_lines(path: Path) -> list[str]:
+    """``cell N: line`` for every code-cell line wider than :data:`BOOK_WIDTH`."""
+    return [f"cell {n}: {line[:60]}…" for n, cell in enumerate(jupytext.read(path).cells)
+            if cell.cell_type == "code" for line in cell.source.splitlines()
+            if len(line) > BOOK_WIDTH]
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in NOTEBOOKS.glob("*.py")))
+def test_code_lines_fit_the_book(name):
+    long = long_code_lines(NOTEBOOKS / f"{name}.py")
+    assert not long, f"{name}: code lines over {BOOK_WIDTH} characters:\n" + "\n".join(long)
+
+
+def test_the_width_check_catches_a_long_line(tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("x" * 120),  # prose wraps in the book: allowed
+        nbformat.v4.new_code_cell("y = 1\n" + "z = '" + "a" * 90 + "'"),
+    ])
+    path = tmp_path / "99_x.py"
+    jupytext.write(nb, path, fmt="py:percent")
+    assert len(long_code_lines(path)) == 1

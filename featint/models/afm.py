@@ -49,8 +49,8 @@ class AFM(nn.Module):
         self.w0 = nn.Parameter(torch.zeros(()))
         self.linear = FeaturesLinear(schema.num_features)                  # w_i
         self.embedding = FeaturesEmbedding(schema.num_features, embed_dim)  # v_i
-        # attention network: W (t x k) and b (t) in one Linear, h (t); t = attention_dim.
-        # Initialised as in the official code: W, b ~ N(0, 2 / (t + k)), h ~ N(0, 1), p = 1.
+        # attention network: W (d_a x k) and b (d_a) in one Linear, h (d_a); d_a = attention_dim.
+        # Initialised as in the official code: W, b ~ N(0, 2 / (d_a + k)), h ~ N(0, 1), p = 1.
         self.attention = nn.Linear(embed_dim, attention_dim)
         glorot = math.sqrt(2.0 / (attention_dim + embed_dim))
         nn.init.normal_(self.attention.weight, std=glorot)

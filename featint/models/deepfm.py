@@ -2,16 +2,16 @@
 
 ``y_hat = sigmoid(y_FM + y_DNN)``
 
-- FM component: ``y_FM = w_0 + sum_i w_i x_i + sum_{i<j} <V_i, V_j> x_i x_j``, exactly
+- FM component: ``y_FM = w_0 + sum_i w_i x_i + sum_{i<j} <v_i, v_j> x_i x_j``, exactly
   :class:`featint.models.fm.FM` (same pieces, same parameter names, computed per side: the
   context alone, the movie alone, and every context-movie pair as one dot product).
-- DNN component: ``a^(0) = [e_1, e_2, ..., e_m]`` the field embeddings, ``e_f = sum_{i in f}
-  x_i V_i`` (one vector for a categorical field; the weighted sum for a bag or a numeric
-  field), then ``a^(l+1) = ReLU(W^(l) a^(l) + b^(l))`` and ``y_DNN = W^(H+1) a^(H) +
-  b^(H+1)``. Its first layer is split into a context part and an item part
+- DNN component: ``z_0 = [e_1, e_2, ..., e_m]`` the field embeddings, ``e_f = sum_{i in f}
+  x_i v_i`` (one vector for a categorical field; the weighted sum for a bag or a numeric
+  field), then ``z_l = ReLU(W_l z_{l-1} + b_l)`` and ``y_DNN = w_out^T z_L + b_out``. Its
+  first layer is split into a context part and an item part
   (:class:`featint.layers.ContextItemMLP`) so that ranking all movies stays cheap.
 
-The ``V_i`` of the FM are the embeddings the DNN reads: both components learn them together,
+The ``v_i`` of the FM are the embeddings the DNN reads: both components learn them together,
 from the raw fields alone, with no hand-made crosses (unlike Wide & Deep). With the DNN's
 output layer at zero, DeepFM is the FM.
 """

@@ -1,25 +1,26 @@
 """Deep Learning Recommendation Model (Naumov et al., 2019).
 
-Dense features go through a bottom MLP to a vector ``z`` of the embedding size; every sparse
-field (categorical, or a bag pooled per field) gives one embedding vector ``e_f``. With
-``t_0 = z`` and ``t_1..t_F`` the field vectors, the interaction is either
+The dense features ``x_dense`` go through a bottom MLP to a vector ``e_0`` of the embedding
+size; every sparse field ``f`` (categorical, or a bag pooled per field) gives one embedding
+vector ``e_f``. With ``e_0`` and the field vectors ``e_1 .. e_m``, the interaction is either
 
-- ``"dot"`` (the paper): ``R = [z, (<t_i, t_j>)_{i>j}]``, every pair once, no self pairs;
-- ``"cat"`` (the seed article's simplified variant): ``R = [t_0, t_1, ..., t_F]``;
+- ``"dot"`` (the paper): ``R = [e_0, (<e_f, e_g>)_{f>g}]``, every pair once, no self pairs;
+- ``"cat"`` (the seed article's simplified variant): ``R = [e_0, e_1, ..., e_m]``;
 
 and the top MLP turns ``R`` into the logit. Here the dense features are the numeric context
 fields (a user's mean rating, genre shares, genre mean ratings); the sparse ones are the other
 context fields and the movie's fields.
 
-Ranking: the vectors split into context ones ``T_c`` (``z`` first) and item ones ``T_m``, and
-``R`` (its entries in this order, a permutation of the paper's) into a context part ``r_c``
-(``z`` and the dots inside ``T_c``), an item part ``r_m`` (the dots inside ``T_m``) and the
-cross dots ``<t_m, t_c>``. The top MLP's first layer ``W = [W_c | W_m | W_x]`` is applied in
-the same parts: ``W_c r_c + b`` once per context, ``W_m r_m`` once per movie, and the cross
-part, in training, on the cross dots themselves; when ranking all movies, with ``W_x`` folded
-into the context vectors, as one matrix product per chunk of contexts:
+Ranking: the vectors split into context ones ``E_C`` (``e_0`` first) and movie ones ``E_M``,
+and ``R`` (its entries in this order, a permutation of the paper's) into a context part
+``r_C`` (``e_0`` and the dots inside ``E_C``), a movie part ``r_M`` (the dots inside ``E_M``)
+and the cross dots ``<e_g, e_f>`` (``g`` a movie field, ``f`` a context one). The top MLP's
+first layer ``W = [W_C | W_M | W_X]`` is applied in the same parts: ``W_C r_C + b`` once per
+context, ``W_M r_M`` once per movie, and the cross part, in training, on the cross dots
+themselves; when ranking all movies, with ``W_X`` folded into the context vectors, as one
+matrix product per chunk of contexts, for each hidden unit ``j``:
 
-``sum_{m,c} W_x[h,m,c] <t_m, t_c> = <vec(T_m), U[h]>``, ``U[h, m] = sum_c W_x[h,m,c] t_c``.
+``sum_{g,f} W_X[j,g,f] <e_g, e_f> = <vec(E_M), U[j]>``, ``U[j, g] = sum_f W_X[j,g,f] e_f``.
 """
 
 from __future__ import annotations

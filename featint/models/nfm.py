@@ -1,12 +1,12 @@
 """Neural Factorization Machine (He & Chua, 2017).
 
-``y(x) = w_0 + sum_i w_i x_i + h^T MLP(f_BI(x))``, with Bi-Interaction pooling
+``y(x) = w_0 + sum_i w_i x_i + w_out^T MLP(f_BI(x))``, with Bi-Interaction pooling
 
 ``f_BI(x) = sum_{i<j} x_i v_i * x_j v_j``  (element-wise product: a vector of size ``k``).
 
 FM sums that vector (``1^T f_BI``); NFM puts BatchNorm, dropout and a small MLP between
 ``f_BI`` and the sum, so second-order interactions can combine non-linearly. With no hidden
-layer, no BatchNorm, no dropout and ``h = 1`` it is exactly FM.
+layer, no BatchNorm, no dropout and ``w_out = 1`` it is exactly FM.
 
 Ranking splits ``x`` into its context part ``c`` and item part ``m``. Pairs inside ``c`` and
 inside ``m`` give one vector per side; every cross pair adds up to ``s_c * s_m`` with
@@ -60,8 +60,8 @@ class NFM(nn.Module):
         self.bi_norm = _BatchNormLast(embed_dim) if batch_norm else nn.Identity()
         self.bi_dropout = nn.Dropout(bi_dropout)
         self.mlp = MLP(embed_dim, hidden, None, dropout, batch_norm)  # sigma(W f + b), per layer
-        self.h = nn.Linear(self.mlp.out_features, 1, bias=False)        # h, the projection
-        # Initialised as the official code: Glorot-normal layers; with no hidden layer h = 1,
+        self.w_out = nn.Linear(self.mlp.out_features, 1, bias=False)  # the paper's h
+        # Initialised as the official code: Glorot-normal layers; with no hidden layer w_out = 1,
         # so NFM-0 starts out as FM.
         for layer in self.mlp:
             if isinstance(layer, nn.Linear):
@@ -69,9 +69,9 @@ class NFM(nn.Module):
                 nn.init.normal_(layer.weight, std=std)
                 nn.init.normal_(layer.bias, std=std)
         if hidden:
-            nn.init.normal_(self.h.weight, std=math.sqrt(2.0 / (hidden[-1] + 1)))
+            nn.init.normal_(self.w_out.weight, std=math.sqrt(2.0 / (hidden[-1] + 1)))
         else:
-            nn.init.ones_(self.h.weight)
+            nn.init.ones_(self.w_out.weight)
 
     def forward(self, context: Features, items: torch.Tensor) -> torch.Tensor:
         movie = self.items(items)
@@ -86,11 +86,11 @@ class NFM(nn.Module):
         # f_BI(context + movie) = f_BI(c) + f_BI(m) + s_c * s_m: (batch, candidates|items, k)
         f_bi = f_c + f_m + s_c * s_m
         z = self.mlp(self.bi_dropout(self.bi_norm(f_bi)))
-        return y_c + y_m + self.h(z).squeeze(-1)
+        return y_c + y_m + self.w_out(z).squeeze(-1)
 
     def _rank_all(self, f_c: torch.Tensor, s_c: torch.Tensor, f_m: torch.Tensor,
                   s_m: torch.Tensor, chunk: int = 32) -> torch.Tensor:
-        """``h^T MLP(f_BI)`` for every context and movie, in eval mode: ``(batch, num_items)``.
+        """``w_out^T MLP(f_BI)`` for every context and movie, in eval mode: ``(batch, num_items)``.
 
         With dropout off and BatchNorm using its running statistics, everything between
         ``f_BI`` and the first ReLU (BatchNorm, Linear, BatchNorm) is one affine map
@@ -119,7 +119,7 @@ class NFM(nn.Module):
             z = z.relu_()  # (chunk, num_items, hidden), the first hidden layer
             for layer in layers[1:]:  # Dropout (off) -> further hidden layers
                 z = layer(z)
-            out.append(self.h(z).squeeze(-1))
+            out.append(self.w_out(z).squeeze(-1))
         return torch.cat(out)
 
 

@@ -1,16 +1,16 @@
 """Wide & Deep (Cheng et al., 2016): a linear model and an MLP trained jointly.
 
-``P(y=1 | x) = sigmoid( w_wide^T [x, phi(x)]  +  w_deep^T a^(l_f)  +  b )``
+``P(y=1 | x) = sigmoid( w_wide^T [x, phi(x)]  +  w_deep^T z_L  +  b_out )``
 
 - Wide part: a linear model over the raw sparse features ``x`` and over cross-product
-  transformations ``phi_k(x) = prod_i x_i^{c_ki}`` (for binary features an AND, e.g.
+  transformations ``phi_c(x) = prod_i x_i^{c_ci}`` (for binary features an AND, e.g.
   AND(occupation=doctor, genre=Drama)). It *memorises* pairs seen in training. Each cross here
   joins one context feature to one item feature (a cross inside the context adds the same
   number to every movie, so it cannot change a ranking); its value is the product of the two
   feature values, and the pair is hashed into one table of ``2**bits`` weights.
-- Deep part: ``a^(0) = [e_1; ...; e_m; dense]`` the field embeddings (a bag field pooled into
+- Deep part: ``z_0 = [e_1; ...; e_m; x_dense]`` the field embeddings (a bag field pooled into
   one vector by its weights) and the numeric fields as dense values, then
-  ``a^(l+1) = ReLU(W^(l) a^(l) + b^(l))``. It *generalises* through the embeddings. Its first
+  ``z_l = ReLU(W_l z_{l-1} + b_l)``. It *generalises* through the embeddings. Its first
   layer is split into a context part and an item part (:class:`featint.layers.ContextItemMLP`)
   so that ranking all movies costs one context product per context.
 
@@ -87,7 +87,7 @@ class WideDeep(nn.Module):
                                    self.num_item_fields * embed_dim, hidden, 1, dropout)
 
     def wide_crosses(self, context: Features, movie: Features) -> torch.Tensor:
-        """``sum_k w_{h(k)} phi_k(x)`` over the crosses, ``phi_k = x_a x_b``.
+        """``sum_c w_{bucket(c)} phi_c(x)`` over the crosses ``c``, ``phi_c = x_a x_b`` (hashed).
 
         ``movie`` of shape ``(batch, candidates, slots)`` gives ``(batch, candidates)``, of
         shape ``(num_items, slots)`` gives ``(batch, num_items)``: one gather per cross, no
