@@ -59,9 +59,11 @@ book: setup
 	$(BIN)/jupyter-book build . $(BOOK_FLAGS)
 
 # Re-execute every notebook in full mode and store its outputs (slow: trains every model).
+# Chapters read their trained models from the model cache (featint/cache.py) that `make run`
+# fills, so after `make run` this mostly ranks and plots. No progress bars in stored outputs.
 outputs: setup
 	for nb in notebooks/*.ipynb; do \
-		$(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+		TQDM_DISABLE=1 $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
 			--ExecutePreprocessor.timeout=-1 --ExecutePreprocessor.record_timing=False $$nb \
 		&& $(BIN)/jupytext --sync $$nb || exit 1; done
 

@@ -158,13 +158,13 @@ source(DeepFM.__init__, DeepFM.forward)
 # The FM part is computed per side as in [chapter 01](01_fm.ipynb): the context alone, the
 # movie alone, and all context-movie pairs as one dot product. The deep part splits its first
 # layer by columns, $\mathbf{W}_1 = [\mathbf{W}_{1,C}\ \mathbf{W}_{1,M}]$, and its input,
-# $\mathbf{z}_0 = [\mathbf{z}_{0,C}; \mathbf{z}_{0,M}]$ with
-# $\mathbf{z}_{0,C} = [\mathbf{e}_1; \ldots; \mathbf{e}_{m_C}]$ and
-# $\mathbf{z}_{0,M} = [\mathbf{e}_{m_C+1}; \ldots; \mathbf{e}_m]$:
+# $\mathbf{z}_0 = [\mathbf{z}_C; \mathbf{z}_M]$ with
+# $\mathbf{z}_C = [\mathbf{e}_1; \ldots; \mathbf{e}_{m_C}]$ and
+# $\mathbf{z}_M = [\mathbf{e}_{m_C+1}; \ldots; \mathbf{e}_m]$:
 #
 # $$\mathbf{W}_1 \mathbf{z}_0 + \mathbf{b}_1 =
-# \underbrace{\mathbf{W}_{1,C}\, \mathbf{z}_{0,C} + \mathbf{b}_1}_{\text{once per context}}
-# + \underbrace{\mathbf{W}_{1,M}\, \mathbf{z}_{0,M}}_{\text{once per movie}} ,$$
+# \underbrace{\mathbf{W}_{1,C}\, \mathbf{z}_C + \mathbf{b}_1}_{\text{once per context}}
+# + \underbrace{\mathbf{W}_{1,M}\, \mathbf{z}_M}_{\text{once per movie}} ,$$
 #
 # so ranking all 1,682 movies costs a broadcast addition per pair before the remaining layers
 # (as in [chapter 04](04_wide_deep.ipynb)):

@@ -566,17 +566,16 @@ else:
     models_text = (f"{', '.join(lower[:-1])} and {lower[-1]} score" if len(lower) > 1
                    else f"{lower[0]} scores")
     models_text += " a lower MRR on test than on validation, the others do not"
+extremes = (ratio[trained_names].idxmin(), ratio[trained_names].idxmax())
+dlrm_ratio = ("" if NAMES["dlrm"] in extremes
+              else f"; DLRM {ratio[NAMES['dlrm']]:.2f}")
 display(Markdown(
     f"{models_text} (test over validation: from {ratio[trained_names].min():.2f} for "
     f"{ratio[trained_names].idxmin()} to {ratio[trained_names].max():.2f} for "
-    f"{ratio[trained_names].idxmax()}"
-    + ("" if NAMES["dlrm"] in (ratio[trained_names].idxmin(), ratio[trained_names].idxmax())
-       else f"; DLRM {ratio[NAMES['dlrm']]:.2f}")
-    + f"); for "
-    f"{len(below)} of the {len(trained_names)} the whole test interval lies below the "
-    f"validation interval. {pop.capitalize()} goes from "
-    f"{valid_test.loc[pop, 'valid MRR']:.4f} "
-    f"to {valid_test.loc[pop, 'test MRR']:.4f} (ratio {ratio[pop]:.2f}). By MRR the "
+    f"{ratio[trained_names].idxmax()}{dlrm_ratio}); for {len(below)} of the "
+    f"{len(trained_names)} the whole test interval lies below the validation interval. "
+    f"{pop.capitalize()} goes from {valid_test.loc[pop, 'valid MRR']:.4f} to "
+    f"{valid_test.loc[pop, 'test MRR']:.4f} (ratio {ratio[pop]:.2f}). By MRR the "
     f"order of the trained models is {', '.join(order['valid'])} on validation and "
     f"{', '.join(order['test'])} on test"
     + (" (the same order" if order["valid"] == order["test"] else

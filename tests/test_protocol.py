@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -227,3 +228,19 @@ def test_changing_the_future_leaves_the_v2_context_unchanged(ml, v2):
     assert len(first_after) > 900
     assert ((v2.ctx_idx[first_after] != after.ctx_idx[first_after]).any(1)
             | (v2.ctx_val[first_after] != after.ctx_val[first_after]).any(1)).all()
+
+
+def test_the_protocol_page_states_the_figures_the_code_gives(ml, v1, v2):
+    """``book/protocol.md`` quotes the split sizes and the tie figures: recomputed here."""
+    page = (Path(__file__).parents[1] / "book" / "protocol.md").read_text(encoding="utf-8")
+    for split in ("fit", "valid", "test"):
+        ex = v2.examples(split)
+        differ = int((v1.target[ex] != v2.target[ex]).sum())
+        assert f"{len(ex):,}" in page and f"{differ:,} ({differ / len(ex):.1%})" in page
+    differ = int((v1.target != v2.target).sum())
+    assert f"{differ:,} ({differ / len(v2.target):.1%})" in page
+    for protocol in PROTOCOLS:
+        earlier, later = tie_pairs(sequence_order(ml.ratings, protocol))
+        up = int((later > earlier).sum())
+        assert f"{len(earlier):,} ({len(earlier) / len(v2.target):.1%})" in page
+        assert f"{up:,} ({up / len(earlier):.{0 if up == len(earlier) else 1}%})" in page
