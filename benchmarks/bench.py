@@ -44,10 +44,11 @@ import numpy as np
 import torch
 
 from featint.budget import TUNED_HPARAMS, Budget, model_hparams
-from featint.compare import RESULTS_FILE, ordered
+from featint.compare import RESULTS_FILE
 from featint.evaluate import rank_examples
 from featint.layers import fm_interaction
 from featint.models import MODELS, build_model, count_parameters
+from featint.report import ordered
 
 RANK_TARGET_FAST = 5.0  # seconds, for the models below
 FAST_MODELS = ("fm", "ffm", "nfm")

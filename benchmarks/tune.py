@@ -22,9 +22,9 @@ from pathlib import Path
 
 import featint
 from featint.budget import Budget, model_hparams
-from featint.compare import ordered
 from featint.evaluate import metrics, rank_examples
 from featint.models import MODELS, build_model
+from featint.report import ordered
 from featint.task import NextMovieTask
 from featint.train import fit
 

@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from featint.budget import Budget
-from featint.compare import BASELINES, ordered
 from featint.data import ENV_VAR, DataError
 from featint.models import MODELS
+from featint.report import BASELINES, ordered
 
 #: The counts the protocol (v1 and v2 alike) gives on the official MovieLens 100K.
 PROTOCOL_COUNTS = {"users": 943, "movies": 1682, "examples": 99057, "fit": 70581,
@@ -139,13 +139,8 @@ def _check_data_dir(parser: argparse.ArgumentParser, data_dir: Path | None) -> N
 
 def run_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """``featint compare``: run, print the leaderboard and the files written."""
-    from featint.compare import (
-        RESULTS_FILE,
-        CompareError,
-        compare,
-        format_leaderboard,
-        hparams_text,
-    )
+    from featint.compare import RESULTS_FILE, CompareError, compare
+    from featint.report import format_leaderboard, hparams_text
 
     _check_data_dir(parser, args.data_dir)
     if args.out.exists() and not args.out.is_dir():
@@ -197,7 +192,8 @@ def run_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
 
 def run_leaderboard(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """``featint leaderboard``: the table of a finished comparison, without rerunning it."""
-    from featint.compare import RESULTS_FILE, Comparison, format_leaderboard
+    from featint.compare import RESULTS_FILE, Comparison
+    from featint.report import format_leaderboard
 
     path = args.results / RESULTS_FILE
     if not path.is_file():

@@ -51,8 +51,6 @@ from featint.baselines import RandomScores, choose
 from featint.budget import TUNED_HPARAMS, Budget, model_hparams
 from featint.cache import trained
 from featint.evaluate import (
-    HIGHER_IS_BETTER,
-    LABELS,
     METRICS,
     Evaluation,
     bootstrap,
@@ -63,24 +61,23 @@ from featint.evaluate import (
 from featint.evaluate import quick as quick_from_env
 from featint.files import atomic_open, finite, load_ranks, save_ranks, write_json
 from featint.models import MODELS, count_parameters
+from featint.report import (
+    BASELINES,
+    CHARTS,
+    COST_FIELDS,
+    LADDER,
+    leaderboard,
+    ordered,
+    save_charts,
+)
 from featint.stats import per_example, pooled_interval
 from featint.task import PROTOCOL, NextMovieTask
 from featint.train import default_device
 
-#: The order of the leaderboard and the charts: roughly the order of the notebooks, from no
-#: interactions to learned ones. Registered models not listed here follow, alphabetically.
-CANONICAL_ORDER = ("mf", "linear", "fm", "ffm", "afm", "wide_deep", "deepfm", "nfm",
-                   "dlrm_simplified", "dlrm")
-#: The untrained rungs of the baseline ladder, listed before the models: random, most popular,
-#: Markov and ItemKNN (:mod:`featint.baselines`).
-BASELINES = ("random", "popular", "markov", "itemknn")
-#: The whole ladder: the untrained baselines and MF, a trained model on user and movie alone.
-LADDER = BASELINES + ("mf",)
 FORMAT = "featint-compare/1"
 RESULTS_FILE = "results.json"
 LEADERBOARD_FILE = "leaderboard.csv"
 RANKS_DIR = "ranks"
-CHARTS = {"mean_rank": "mean_rank", "hr@10": "hr10"}  # metric -> file stem
 INTERVAL_METHOD = (
     "95% percentile bootstrap over test examples (1000 replicates) of the metric averaged over "
     "seeds; each replicate resamples one set of examples and applies it to every seed"
@@ -92,14 +89,6 @@ class CompareError(ValueError):
     a comparison with other settings); the message says which and what to do."""
 
 
-def ordered(names: Sequence[str]) -> list[str]:
-    """``names`` in leaderboard order: baselines, then :data:`CANONICAL_ORDER`, then the rest
-    alphabetically."""
-    rank = {name: i for i, name in enumerate(BASELINES + CANONICAL_ORDER)}
-    return sorted(dict.fromkeys(names), key=lambda n: (rank.get(n, len(rank)), n))
-
-
-# -- files ---------------------------------------------------------------------------------
 # -- the machine and the settings ------------------------------------------------------------
 def cpu_model() -> str:
     """The CPU's model name (Linux ``/proc/cpuinfo``, else what :mod:`platform` knows)."""
@@ -227,9 +216,6 @@ def _std(values: list[float]) -> float | None:
     return float(np.std(values, ddof=1)) if len(values) > 1 else None
 
 
-COST_FIELDS = ("train_seconds", "epochs", "best_epoch", "seconds_per_epoch", "rank_seconds")
-
-
 def aggregate(
     runs: list[dict[str, Any]], ranks: dict[tuple[str, int], np.ndarray],
     bootstrap_samples: int = 1000,
@@ -253,118 +239,6 @@ def aggregate(
                          pooled_interval(stacked, bootstrap_samples).items()},
         }
     return out
-
-
-def leaderboard(aggregates: dict[str, dict[str, Any]]) -> pd.DataFrame:
-    """One row per model in leaderboard order: for every metric its mean over seeds, std
-    over seeds and pooled 95% interval (``hr@10``, ``hr@10_std``, ``hr@10_lo``,
-    ``hr@10_hi``), then parameters and costs (means over seeds)."""
-    rows = {}
-    for name in ordered(list(aggregates)):
-        a = aggregates[name]
-        row: dict[str, Any] = {"kind": a["kind"], "seeds": len(a["seeds"])}
-        for m in METRICS:
-            row[m] = a["mean"][m]
-            row[f"{m}_std"] = a["std"][m]
-            row[f"{m}_lo"], row[f"{m}_hi"] = a["interval"][m]
-        row["params"] = a["params"]
-        for c in COST_FIELDS:
-            row[c] = a["mean"][c]
-        rows[name] = row
-    table = pd.DataFrame.from_dict(rows, orient="index")
-    table.index.name = "model"
-    return table
-
-
-def hparams_text(hparams: dict[str, dict[str, Any]]) -> str:
-    """Per-model constructor arguments in one line: ``nfm bi_dropout=0.2; ...``."""
-    return "; ".join(f"{name} " + ", ".join(f"{k}={v}" for k, v in args.items())
-                     for name, args in hparams.items())
-
-
-def format_leaderboard(table: pd.DataFrame, markdown: bool = False) -> str:
-    """The leaderboard as aligned text (or a Markdown table): each metric as ``mean [lo,
-    hi]``, parameters, training seconds, epochs run and the seconds to rank the test set."""
-    cells = {}
-    for name, row in table.iterrows():
-        line = {}
-        for m in METRICS:
-            digits = 1 if "rank" in m else 4
-            line[LABELS[m]] = (f"{row[m]:.{digits}f} [{row[m + '_lo']:.{digits}f}, "
-                               f"{row[m + '_hi']:.{digits}f}]")
-        line["params"] = f"{int(row['params']):,}"
-        line["train s"] = f"{row['train_seconds']:.0f}"
-        line["epochs"] = f"{row['epochs']:.1f}"
-        line["rank s"] = f"{row['rank_seconds']:.1f}"
-        cells[name] = line
-    frame = pd.DataFrame.from_dict(cells, orient="index")
-    if not markdown:
-        return frame.to_string()
-    lines = ["| model | " + " | ".join(frame.columns) + " |",
-             "|---" * (len(frame.columns) + 1) + "|"]
-    lines += [f"| {name} | " + " | ".join(row) + " |" for name, row in frame.iterrows()]
-    return "\n".join(lines)
-
-
-# -- charts --------------------------------------------------------------------------------
-def plot_metric(
-    aggregates: dict[str, dict[str, Any]], metric: str, ax: Any,
-    runs: list[dict[str, Any]] | None = None, skip: Sequence[str] = ("random",),
-) -> None:
-    """Horizontal bars of ``metric`` (mean over seeds) with 95% interval error bars, one per
-    model in leaderboard order (top to bottom), baselines grey; dots mark single seeds when
-    ``runs`` is given. ``skip``: names left out (random's mean rank, about half the catalogue,
-    would squash the scale; its value goes into a note under the axis)."""
-    names = [n for n in ordered(list(aggregates)) if n not in skip]
-    mean = np.array([aggregates[n]["mean"][metric] for n in names])
-    lo = np.array([aggregates[n]["interval"][metric][0] for n in names])
-    hi = np.array([aggregates[n]["interval"][metric][1] for n in names])
-    y = np.arange(len(names))
-    colors = ["0.7" if aggregates[n]["kind"] == "baseline" else "C0" for n in names]
-    ax.barh(y, mean, xerr=[mean - lo, hi - mean], color=colors, capsize=3,
-            error_kw={"elinewidth": 1})
-    if runs is not None:
-        for i, n in enumerate(names):
-            values = [r["metrics"][metric] for r in runs if r["model"] == n]
-            ax.plot(values, [i] * len(values), "k.", markersize=3)
-    digits = 1 if "rank" in metric else 3
-    for i, value in enumerate(mean):
-        ax.annotate(f"{value:.{digits}f}", (hi[i], i), xytext=(4, 0),
-                    textcoords="offset points", va="center", fontsize=8)
-    ax.set_yticks(y, names)
-    ax.invert_yaxis()
-    better = "higher" if HIGHER_IS_BETTER[metric] else "lower"
-    ax.set_xlabel(f"{LABELS[metric]} ({better} is better)")
-    ax.set_xlim(0, max(hi) * 1.15)
-    skipped = [n for n in skip if n in aggregates]
-    if skipped:
-        note = ", ".join(f"{n}: {aggregates[n]['mean'][metric]:.{digits}f}" for n in skipped)
-        ax.text(1.0, -0.12, f"not shown: {note}", transform=ax.transAxes, ha="right",
-                va="top", fontsize=8, color="0.4")
-
-
-def save_charts(
-    out_dir: Path, aggregates: dict[str, dict[str, Any]], runs: list[dict[str, Any]],
-    subtitle: str,
-) -> list[Path]:
-    """Write the mean-rank and HR@10 charts as PNG and SVG (atomically, without a date in
-    the metadata so that unchanged results give unchanged files)."""
-    import matplotlib
-    from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global figure state
-
-    written = []
-    with matplotlib.rc_context({"svg.hashsalt": "featint"}):
-        for metric, stem in CHARTS.items():
-            fig = Figure(figsize=(7, 0.45 * len(aggregates) + 1.6), layout="constrained")
-            ax = fig.subplots()
-            plot_metric(aggregates, metric, ax, runs)
-            ax.set_title(f"{LABELS[metric]} on the next-movie test set\n{subtitle}", fontsize=10)
-            for fmt, metadata in (("png", {"Software": None}), ("svg", {"Date": None})):
-                path = out_dir / f"{stem}.{fmt}"
-                with atomic_open(path, "wb") as f:
-                    fig.savefig(f, format=fmt, dpi=120, metadata=metadata)
-                written.append(path)
-    return written
 
 
 # -- the comparison --------------------------------------------------------------------------

@@ -264,7 +264,7 @@ nfm0 = build_model("nfm", task, seed=1, hidden=(), batch_norm=False, bi_dropout=
                    dropout=0.0).double().eval()
 missing = nfm0.load_state_dict(fm_check.state_dict(), strict=False).missing_keys
 print("not copied:", missing, "(the output layer w_out)")
-assert missing == ["h.weight"]
+assert missing == ["w_out.weight"]
 assert torch.equal(nfm0.w_out.weight, torch.ones_like(nfm0.w_out.weight))
 candidates = torch.from_numpy(
     np.random.default_rng(0).integers(0, task.num_items, (len(ex), 10)))

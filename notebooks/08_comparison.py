@@ -70,8 +70,9 @@ from IPython.display import Markdown, display
 
 from featint import build_task, load_movielens
 from featint.chapter import load_comparison
-from featint.compare import LADDER, compare, hparams_text, ordered, plot_metric
+from featint.compare import compare
 from featint.evaluate import LABELS, METRICS, quick
+from featint.report import LADDER, hparams_text, ordered, plot_metric
 from featint.stats import paired_difference, pooled_interval, tiers
 
 print("quick mode:", quick())

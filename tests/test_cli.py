@@ -16,18 +16,12 @@ import featint.budget as budget_module
 from featint import cli
 from featint.baselines import GRIDS
 from featint.budget import TUNED_HPARAMS, TUNED_LR, Budget
-from featint.compare import (
-    BASELINES,
-    CANONICAL_ORDER,
-    FORMAT,
-    Comparison,
-    compare,
-    ordered,
-)
+from featint.compare import FORMAT, Comparison, compare
 from featint.evaluate import METRICS, metrics
 from featint.files import atomic_open, finite, load_ranks, write_json
 from featint.models import MODELS, build_model, count_parameters
 from featint.models.linear import Linear
+from featint.report import BASELINES, CANONICAL_ORDER, ordered
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

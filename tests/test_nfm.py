@@ -71,7 +71,8 @@ def test_without_hidden_layers_it_is_fm(synthetic_task):
     fm = build_model("fm", task, seed=0).double().eval()
     nfm = build_model("nfm", task, seed=1, hidden=(), batch_norm=False, bi_dropout=0.0,
                       dropout=0.0).double().eval()
-    assert torch.equal(nfm.w_out.weight, torch.ones_like(nfm.w_out.weight))  # w_out = 1, as initialised
+    # w_out = 1, as initialised
+    assert torch.equal(nfm.w_out.weight, torch.ones_like(nfm.w_out.weight))
     gen = torch.Generator().manual_seed(5)
     with torch.no_grad():
         for p in fm.parameters():

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from featint.compare import RESULTS_FILE, Comparison, format_leaderboard
+from featint.compare import RESULTS_FILE, Comparison
+from featint.report import format_leaderboard
 
 ROOT = Path(__file__).resolve().parents[1]
 
