@@ -234,7 +234,8 @@ together = (": they cannot be told apart on this test set with these seeds, so n
             "them is *the* winner.")
 cap_text = (f" Stopped by the {cap}-epoch cap in at least one seed (best epoch = the "
             f"last one allowed): {', '.join(capped)}. Those models might still "
-            "improve: they are compared at this budget, not at their best." if capped else
+            "improve: they are compared at this budget, not at their best."
+            if capped else
             f" Early stopping, not the {cap}-epoch cap, ended every run.")
 display(Markdown(
     f"The data separate {len(found.groups)} tiers on HR@10. The first holds "

@@ -20,3 +20,14 @@ def test_readme_leaderboard_is_the_committed_results():
     assert found.results["complete"] and not found.results["settings"]["quick"]
     table = format_leaderboard(found.leaderboard(), markdown=True)
     assert table in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_committed_results_follow_the_protocol_of_the_package():
+    """results/ must be of the protocol featint builds now: never a table of another one."""
+    from featint.task import PROTOCOL
+
+    if not (ROOT / "results" / RESULTS_FILE).is_file():
+        pytest.skip("no results/ committed")
+    found = Comparison.load(ROOT / "results")
+    assert found.protocol == PROTOCOL and found.protocol_warning() is None
+    assert f"protocol v{PROTOCOL}" in (ROOT / "README.md").read_text(encoding="utf-8")
