@@ -113,7 +113,7 @@ class Markov(nn.Module):
     movie ``m`` came right after movie ``l`` in the sequences of ``period``, ``n_l = sum_m
     T[l, m]``, ``p(m)`` is the share of ``period``'s ratings that went to ``m``. Within one
     last movie the denominator is a constant, so the ranking is by ``T[l, m] + alpha p(m)``:
-    while ``alpha p(m) < 1`` for every movie (``alpha`` below about 170 on MovieLens 100K)
+    while ``alpha p(m) < 1`` for every movie (``alpha < 1 / max_m p(m)``)
     transitions decide and popularity only orders the movies with equal counts, among them
     those never seen after ``l`` (a pure back-off); a larger ``alpha`` lets popularity
     outweigh a few transitions.
