@@ -396,8 +396,8 @@ source(FM.__init__, FM.forward)
 # \in C} \sum_{j \in M} \langle \mathbf v_i, \mathbf v_j\rangle x_i x_j .$$
 #
 # The last double sum is bilinear, so it factors into one dot product:
-# $\big\langle \mathbf a_C, \mathbf b_M \big\rangle$ with $\mathbf a_C = \sum_{i \in C} x_i
-# \mathbf v_i$ and $\mathbf b_M = \sum_{j \in M} x_j \mathbf v_j$, the very sums the
+# $\big\langle \mathbf v_C, \mathbf v_M \big\rangle$ with $\mathbf v_C = \sum_{i \in C} x_i
+# \mathbf v_i$ and $\mathbf v_M = \sum_{j \in M} x_j \mathbf v_j$, the very sums the
 # sum-square trick computes anyway. For a batch of contexts and all 1,682 movies, the scores
 # are $\mathbf y_C \mathbf 1^\top + \mathbf 1 \mathbf y_M^\top + \mathbf A \mathbf B^\top$
 # (one row of $\mathbf A$ per context, one row of $\mathbf B$ per movie): the context side is
@@ -795,7 +795,7 @@ print("formula = autograd, max |difference|:", (v.grad - by_formula).abs().max()
 #
 # Bilinearity: every term of $\hat y$ involves the context alone, the movie alone, or a
 # product of one context feature and one movie feature, and the sum of those cross products is
-# $\langle \mathbf a_C, \mathbf b_M \rangle$. So the score is a function of three things, $y_C$
+# $\langle \mathbf v_C, \mathbf v_M \rangle$. So the score is a function of three things, $y_C$
 # (one number per context), $y_M$ (one per movie) and $\mathbf A \mathbf B^\top$.
 #
 # (a) survives: a function of the whole score is applied element-wise after the matrix
