@@ -695,7 +695,8 @@ trials = pd.DataFrame([
     for name, choice in choices.items() for t in choice.trials
 ]).set_index(["baseline", "setting"])
 share = task.popularity("fit") / task.popularity("fit").sum()
-print(f"alpha p_m < 1 for every movie while alpha < 1 / max p_m = {1 / share.max():.0f}")
+print("alpha p_m < 1 for every movie while alpha < 1 / max p_m = "
+      f"{1 / share.max():.0f}")
 trials.style.format({"valid MRR": "{:.4f}", "valid HR@10": "{:.4f}"})
 
 # %% [markdown]
