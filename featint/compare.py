@@ -353,7 +353,7 @@ def compare(
     bootstrap_samples: int = 1000,
 ) -> Comparison:
     """Train and evaluate ``models`` (default: every registered one) over ``seeds`` under one
-    :class:`Budget`, with the random and most-popular baselines, and write the results.
+    :class:`Budget`, with the untrained baselines of the ladder, and write the results.
 
     ``quick`` (default: ``FEATINT_QUICK``) shrinks training and evaluation to a smoke test
     (see :func:`featint.evaluate.quick`); the results say so. ``task`` replaces loading
