@@ -20,11 +20,12 @@ from torch import nn
 from featint.baselines import RandomScores, choose
 from featint.compare import Comparison
 from featint.evaluate import HIGHER_IS_BETTER, LABELS, Evaluation, evaluate, leaderboard, quick
+from featint.report import BASELINES
 from featint.task import PROTOCOL, NextMovieTask
 from featint.train import History
 
-#: The baselines a chapter sets its models beside, bottom rung first.
-LADDER = ("random", "popular", "markov", "itemknn")
+#: The baselines a chapter sets its models beside, bottom rung first: the comparison's own.
+LADDER = BASELINES
 
 
 def ladder(task: NextMovieTask) -> dict[str, nn.Module]:
@@ -139,7 +140,8 @@ def plot_results(results: dict[str, Evaluation], names: list[str] | tuple[str, .
     for ax, metric in zip(axes, metrics, strict=True):
         value = np.array([results[n].metrics[metric] for n in names])
         lo, hi = np.array([results[n].intervals[metric] for n in names]).T
-        colors = ["0.7" if n in LADDER else f"C{i}" for i, n in enumerate(names)]
+        palette = iter(f"C{j}" for j in range(20) if j % 10 != 7)  # C7 is grey: baselines'
+        colors = ["0.7" if n in LADDER else next(palette) for n in names]
         ax.barh(names, value, xerr=[value - lo, hi - value], color=colors, capsize=3)
         ax.invert_yaxis()
         better = "higher" if HIGHER_IS_BETTER[metric] else "lower"
