@@ -13,7 +13,11 @@ not count against the next):
   ``ru_maxrss``), which covers torch's allocations that ``tracemalloc`` cannot see. It includes
   Python, torch and the task arrays, so the resident size right after building the task is
   printed too; the difference is what training and ranking the model added;
-- parameter count.
+- parameter count;
+- the speed-up against earlier code: the training throughput of the package as it was at
+  ``--against`` (a git revision, default :data:`BEFORE`, the last commit before the training
+  step was made faster), measured in the same run on the same machine, each model's old and
+  new code one after the other so that both see the same load.
 
 Then the cost of FM's pairwise term, naive O(k n^2) (all pairs through the Gram matrix of the
 ``x_i v_i``) against the sum-square trick O(k n) of :func:`featint.layers.fm_interaction`, as the
@@ -55,6 +59,9 @@ FAST_MODELS = ("fm", "ffm", "nfm")
 RANK_TARGET_ANY = 60.0
 MAIN_TARGET = 600.0  # all models, one seed
 REPO = Path(__file__).resolve().parents[1]
+#: The last commit before the speed work of the "equal footing" issue: the baseline that
+#: ``make bench`` measures the training throughput against.
+BEFORE = "dfa391c"
 
 
 def current_rss_mb() -> float:
@@ -72,9 +79,12 @@ def peak_rss_mb() -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024
 
 
-def measure_model(name: str, batches: int, data_dir: str | None) -> dict[str, float]:
-    """Throughput, ranking time, memory and size of model ``name`` (run in a subprocess)."""
+def measure_model(name: str, batches: int, data_dir: str | None,
+                  train_only: bool = False) -> dict[str, float]:
+    """Throughput, ranking time, memory and size of model ``name`` (run in a subprocess,
+    with whatever ``featint`` it imports: today's, or an earlier revision's)."""
     import featint
+    import featint.train
     from featint.train import length_bucketed_batches
 
     task = featint.build_task(featint.load_movielens(data_dir))
@@ -82,7 +92,10 @@ def measure_model(name: str, batches: int, data_dir: str | None) -> dict[str, fl
     budget = Budget()
     model = build_model(name, task, seed=0,
                         **model_hparams(name, budget, TUNED_HPARAMS.get(name)))
-    optimizer = torch.optim.Adam(model.parameters(), lr=budget.lr_for(name))
+    if hasattr(featint.train, "adam"):  # the optimiser fit uses, where the package has one
+        optimizer = featint.train.adam(model, budget.lr_for(name))
+    else:
+        optimizer = torch.optim.Adam(model.parameters(), lr=budget.lr_for(name))
     rng = np.random.default_rng(0)
     order = length_bucketed_batches(rng.permutation(task.examples("fit")), task.t,
                                     budget.batch_size, rng)
@@ -105,6 +118,9 @@ def measure_model(name: str, batches: int, data_dir: str | None) -> dict[str, fl
         optimizer.step()
         pairs += logits.numel()
     train_seconds = time.perf_counter() - start
+    if train_only:
+        return {"model": name, "train_examples_per_s":
+                pairs / (1 + budget.num_negatives) / train_seconds}
     test = task.examples("test")
     start = time.perf_counter()
     rank_examples(model, task, test)
@@ -124,16 +140,37 @@ def measure_model(name: str, batches: int, data_dir: str | None) -> dict[str, fl
     }
 
 
-def run_isolated(name: str, batches: int, data_dir: str | None) -> dict[str, float]:
-    """:func:`measure_model` in a fresh Python process; returns its figures."""
+def run_isolated(name: str, batches: int, data_dir: str | None,
+                 package: Path | None = None) -> dict[str, float]:
+    """:func:`measure_model` in a fresh Python process; returns its figures. With
+    ``package`` (a folder holding an earlier ``featint/``), that code's training throughput
+    alone."""
     cmd = [sys.executable, __file__, "--one", name, "--batches", str(batches)]
     if data_dir:
         cmd += ["--data-dir", data_dir]
-    done = subprocess.run(cmd, capture_output=True, text=True)
+    env = dict(os.environ)
+    if package is not None:
+        cmd.append("--train-only")
+        env["PYTHONPATH"] = os.pathsep.join([str(package), env.get("PYTHONPATH", "")])
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         tail = done.stderr.strip().splitlines()[-1:] or ["no output"]
         return {"model": name, "error": tail[0]}
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def earlier_package(revision: str, into: Path) -> Path | None:
+    """``featint/`` as it was at git ``revision``, extracted under ``into``; None (with the
+    reason printed) where that is not possible (no git, not a clone, unknown revision)."""
+    try:
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", revision, "featint"],
+                                 capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    except (OSError, subprocess.CalledProcessError) as err:
+        detail = getattr(err, "stderr", b"") or b""
+        print(f"no comparison with {revision}: {detail.decode().strip() or err}")
+        return None
+    return into
 
 
 def naive_pairwise(xv: torch.Tensor) -> torch.Tensor:
@@ -214,6 +251,16 @@ def main_from_results(path: Path) -> tuple[float, str, bool] | None:
     return float(np.mean(list(per_seed.values()))), about, not missing
 
 
+def epochs_run(path: Path) -> dict[str, float]:
+    """Mean number of epochs each trained model ran in a finished comparison (empty if
+    there is none)."""
+    if not path.is_file():
+        return {}
+    runs = [r for r in json.loads(path.read_text()).get("runs", []) if r.get("history")]
+    names = {r["model"] for r in runs}
+    return {n: float(np.mean([r["epochs"] for r in runs if r["model"] == n])) for n in names}
+
+
 def verdict(measured: float, target: float) -> str:
     return "PASS" if measured <= target else "MISS"
 
@@ -221,8 +268,8 @@ def verdict(measured: float, target: float) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default=None, help="comma-separated (default: all)")
-    parser.add_argument("--batches", type=int, default=20,
-                        help="timed training steps per model (default 20)")
+    parser.add_argument("--batches", type=int, default=40,
+                        help="timed training steps per model (default 40)")
     parser.add_argument("--data-dir", default=None, help="the ml-100k folder")
     parser.add_argument("--main", choices=("results", "run", "skip"), default="results",
                         help="main command time: from the results of `make run` (default), "
@@ -232,12 +279,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, default=None,
                         help="--main run: keep its results here instead of a temp folder")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument("--against", default=BEFORE,
+                        help=f"git revision whose training throughput to compare with "
+                             f"(default {BEFORE}, before the speed-up; 'none': skip)")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)  # the subprocess
+    parser.add_argument("--train-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.batches < 1:
         parser.error(f"--batches must be at least 1, got {args.batches}")
     if args.one:
-        print(json.dumps(measure_model(args.one, args.batches, args.data_dir)))
+        print(json.dumps(measure_model(args.one, args.batches, args.data_dir,
+                                       args.train_only)))
         return 0
 
     names = ordered(args.models.split(",") if args.models else list(MODELS))
@@ -267,8 +319,14 @@ def main(argv: list[str] | None = None) -> int:
           "(20,187 x 1682), resident memory after loading the task and at its peak")
     print(head)
     misses = 0
+    before_dir = tempfile.TemporaryDirectory()
+    before = (None if args.against == "none"
+              else earlier_package(args.against, Path(before_dir.name)))
     for name in names:
         row = run_isolated(name, args.batches, args.data_dir)
+        if before is not None and "error" not in row:
+            old = run_isolated(name, args.batches, args.data_dir, before)
+            row["before_examples_per_s"] = old.get("train_examples_per_s", float("nan"))
         figures["models"].append(row)
         if "error" in row:
             print(f"{name:<16}failed: {row['error']}")
@@ -285,6 +343,16 @@ def main(argv: list[str] | None = None) -> int:
               f"{row['rank_seconds']:>9.1f}"
               f"{'<= ' + format(target, 'g'):>8}{mark:>6}{row['base_rss_mb']:>9.0f}"
               f"{row['peak_rss_mb']:>9.0f}")
+
+    if before is not None:
+        print(f"\nTraining throughput against the code of {args.against} (examples per "
+              "second, the same steps, measured one after the other in this run)")
+        print(f"{'model':<16}{'before':>10}{'now':>10}{'speed-up':>10}")
+        for row in figures["models"]:
+            if "before_examples_per_s" in row:
+                old, new = row["before_examples_per_s"], row["train_examples_per_s"]
+                print(f"{row['model']:<16}{old:>10,.0f}{new:>10,.0f}{new / old:>9.2f}x")
+    before_dir.cleanup()
 
     print("\nFM pairwise term, batch 16, k 16: naive O(k n^2) vs sum-square O(k n)")
     rows = fm_scaling()
@@ -307,6 +375,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nEstimate of the main command, one seed, every model to the {cap}-epoch cap "
               f"(early stopping only shortens it): {worst:.0f} s "
               f"(target <= {MAIN_TARGET:.0f} s)")
+        epochs = epochs_run(args.results)
+        known = [r for r in measured if r["model"] in epochs]
+        if known:
+            parts = {r["model"]: epochs[r["model"]] * r["epoch_seconds"] + r["rank_seconds"]
+                     for r in known}
+            slowest = max(parts, key=parts.get)
+            print(f"Estimate at the epochs the runs of {args.results.parent.name}/ took "
+                  f"(mean over seeds, early stopping included), trained models only: "
+                  f"{sum(parts.values()):.0f} s; the largest share is {slowest}'s "
+                  f"{parts[slowest]:.0f} s")
     seconds, every_model = None, set(names) == set(MODELS)
     if args.main == "run":
         print(f"\nMain command: featint compare --seeds 0 on {', '.join(names)} ...",

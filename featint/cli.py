@@ -140,7 +140,7 @@ def _check_data_dir(parser: argparse.ArgumentParser, data_dir: Path | None) -> N
 def run_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """``featint compare``: run, print the leaderboard and the files written."""
     from featint.compare import RESULTS_FILE, CompareError, compare
-    from featint.report import format_leaderboard, hparams_text
+    from featint.report import convergence_text, format_leaderboard, hparams_text
 
     _check_data_dir(parser, args.data_dir)
     if args.out.exists() and not args.out.is_dir():
@@ -178,7 +178,8 @@ def run_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
           f"mean over seeds {', '.join(map(str, settings['seeds']))}; "
           f"[95% bootstrap interval over test examples]")
     print(format_leaderboard(result.leaderboard()))
-    print(f"\nBudget: {settings['budget_text']}.")
+    print(f"\nConvergence: {convergence_text(result.runs, settings['budget']['epochs'])}.")
+    print(f"Budget: {settings['budget_text']}.")
     if settings["hparams"]:
         print("Per-model constructor arguments (chosen on validation): "
               + hparams_text(settings["hparams"]))
@@ -193,7 +194,7 @@ def run_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
 def run_leaderboard(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """``featint leaderboard``: the table of a finished comparison, without rerunning it."""
     from featint.compare import RESULTS_FILE, Comparison
-    from featint.report import format_leaderboard
+    from featint.report import convergence_text, format_leaderboard
 
     path = args.results / RESULTS_FILE
     if not path.is_file():
@@ -210,6 +211,9 @@ def run_leaderboard(args: argparse.Namespace, parser: argparse.ArgumentParser) -
     if warning:
         print(f"note: {warning}", file=sys.stderr)
     print(format_leaderboard(found.leaderboard(), markdown=args.markdown))
+    if not args.markdown:  # the Markdown table alone, as the README embeds it
+        cap = found.results["settings"]["budget"]["epochs"]
+        print(f"\nConvergence: {convergence_text(found.runs, cap)}.")
     return 0
 
 

@@ -8,6 +8,7 @@ index 0 and value 0, so every sum over slots ignores them without a mask.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -15,7 +16,12 @@ from featint.task import Features, Field
 
 
 class FeaturesEmbedding(nn.Module):
-    """``x_a v_{i_a}`` for every slot: ``(*batch, num_slots)`` -> ``(*batch, num_slots, k)``."""
+    """``x_a v_{i_a}`` for every slot: ``(*batch, num_slots)`` -> ``(*batch, num_slots, k)``.
+
+    The models mostly need sums of those vectors, never the vectors themselves: per field
+    (:meth:`fields`) and their squares (:meth:`sum_of_squares`). Both go through
+    :func:`field_sums`, which never builds the ``(batch, num_slots, k)`` tensor.
+    """
 
     def __init__(self, num_features: int, embed_dim: int, std: float = 0.01) -> None:
         super().__init__()
@@ -27,28 +33,20 @@ class FeaturesEmbedding(nn.Module):
     def forward(self, f: Features) -> torch.Tensor:
         return lookup(self.embedding.weight, f.idx) * f.val.unsqueeze(-1)
 
-    def fields(self, f: Features, num_fields: int) -> torch.Tensor:
-        """``pool_fields(self(f), f.field, num_fields)`` without the per-slot vectors:
-        ``(*batch, num_slots)`` -> ``(*batch, num_fields, k)``.
+    def fields(self, f: Features, num_fields: int | None = None) -> torch.Tensor:
+        """``e_g = sum_{a in g} x_a v_{i_a}`` for every field ``g``: ``(*batch, num_slots)`` ->
+        ``(*batch, num_fields, k)``; equals ``pool_fields(self(f), f.field, num_fields)``."""
+        return field_sums(self.embedding.weight, f, num_fields)
 
-        Narrow rows: every slot's ``x_a v_{i_a}``, summed per field. Wide rows (FFM's ``(m - 1)
-        k``): one ``embedding_bag`` whose bags are the (sample, field) pairs (slots reordered so
-        that each field is contiguous; an empty field gives zeros), which never stores the
-        per-slot vectors, several times faster there; for ``k = 16`` the gather is faster.
-        """
-        if self.embedding.embedding_dim <= 64:
-            return pool_fields(self(f), f.field, num_fields)
-        order = torch.argsort(f.field, stable=True)
-        count = torch.bincount(f.field, minlength=num_fields)
-        start = torch.cumsum(count, 0) - count             # first slot of each field
-        num_slots = f.idx.shape[-1]
-        rows = f.idx.numel() // max(num_slots, 1)
-        offsets = torch.arange(rows, device=f.idx.device)[:, None] * num_slots + start
-        out = nn.functional.embedding_bag(
-            f.idx[..., order].reshape(-1), self.embedding.weight, offsets.reshape(-1),
-            mode="sum", per_sample_weights=f.val[..., order].reshape(-1),
-            padding_idx=self.embedding.padding_idx)
-        return out.view(*f.idx.shape[:-1], num_fields, -1)
+    def sum_of_squares(self, f: Features) -> torch.Tensor:
+        """``sum_a (x_a v_{i_a})^2`` element-wise: ``(*batch, num_slots)`` -> ``(*batch, k)``;
+        equals ``self(f).pow(2).sum(-2)``."""
+        return field_sums(self.embedding.weight, f, squared=True).sum(-2)
+
+    def sums(self, f: Features) -> tuple[torch.Tensor, torch.Tensor]:
+        """The two sums of the sum-square trick, ``s = sum_a x_a v_{i_a}`` and ``q = sum_a
+        (x_a v_{i_a})^2``: ``(*batch, num_slots)`` -> ``(*batch, k)`` each."""
+        return self.fields(f).sum(-2), self.sum_of_squares(f)
 
 
 class FeaturesLinear(nn.Module):
@@ -60,12 +58,12 @@ class FeaturesLinear(nn.Module):
         nn.init.zeros_(self.weight.weight)
 
     def forward(self, f: Features) -> torch.Tensor:
-        return (lookup(self.weight.weight, f.idx).squeeze(-1) * f.val).sum(-1)
+        return field_sums(self.weight.weight, f).sum((-2, -1))
 
 
 def lookup(table: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """The rows ``table[idx]``: ``(num_rows, width)`` and ``idx`` of any shape -> ``(*idx.shape,
-    width)``.
+    """The rows ``table[idx]``: ``(num_rows, *row)`` and ``idx`` of any shape -> ``(*idx.shape,
+    *row)``.
 
     The numbers of ``nn.functional.embedding``, but its backward on CPU sorts the indices
     (slow for the thousands of repeated ones in a batch); the backward of ``index_select`` is
@@ -73,7 +71,93 @@ def lookup(table: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     are multiplied by their value 0 by every caller, so row 0 gets a zero gradient as with
     ``padding_idx``.
     """
-    return table.index_select(0, idx.reshape(-1)).view(*idx.shape, table.shape[-1])
+    return table.index_select(0, idx.reshape(-1)).view(*idx.shape, *table.shape[1:])
+
+
+def field_sums(
+    table: torch.Tensor, f: Features, num_fields: int | None = None, squared: bool = False,
+) -> torch.Tensor:
+    """``sum_{a in g} x_a t_{i_a}`` for every field ``g`` (``squared``: ``sum x_a^2 t_{i_a}^2``,
+    element-wise), ``t`` the rows of ``table`` ``(num_features, width)``: Features
+    ``(*batch, num_slots)`` -> ``(*batch, num_fields, width)``. ``num_fields`` defaults to
+    ``f.field.max() + 1``; a field without slots gives zeros.
+
+    The same numbers as ``pool_fields(lookup(table, f.idx) * f.val[..., None], ...)``, much
+    faster for long rows. A field of one slot (a categorical field) is one row lookup. A field
+    of many slots (the history bag, a numeric field) is written as what it is, a sparse row
+    ``x_g`` over the field's features, made dense over the span of indices it uses (at most
+    the field's size, 1682 for the history), and multiplied by that span of the table:
+    ``x_g^T T_g``. A matrix product replaces a lookup of every slot, and its backward
+    ``x_g t_grad`` replaces a scatter of every slot's gradient row. The dense rows are built
+    once per batch (kept in ``f.cache``) for all the tables that read it.
+    """
+    layout = f.cache.get("layout")
+    if layout is None:
+        layout = f.cache["layout"] = _Layout(f)
+    if num_fields is None:
+        num_fields = layout.num_fields
+    if squared:
+        table = table * table
+    parts = [table.new_zeros(layout.rows, table.shape[-1])] * num_fields
+    if layout.single_fields:  # one lookup for all one-slot fields: (rows, num_single, width)
+        x = layout.single_val.to(table.dtype)  # squares in the table's precision
+        looked_up = lookup(table, layout.single_idx) * (x.square() if squared else x)[..., None]
+        for g, part in zip(layout.single_fields, looked_up.unbind(-2), strict=True):
+            parts[g] = part
+    for g, (lo, hi) in layout.spans.items():
+        parts[g] = layout.dense(g, squared, table.dtype) @ table[lo:hi + 1]
+    return torch.stack(parts, -2).view(*layout.batch, num_fields, table.shape[-1])
+
+
+class _Layout:
+    """The slots of a batch grouped by field, for :func:`field_sums`: the one-slot fields'
+    indices and values, and each many-slot field's span of feature indices ``lo..hi`` with its
+    rows made dense over it."""
+
+    def __init__(self, f: Features) -> None:
+        slots_of: dict[int, list[int]] = {}
+        for slot, g in enumerate(f.field.tolist()):
+            slots_of.setdefault(g, []).append(slot)
+        self.num_fields = max(slots_of, default=-1) + 1
+        num_slots = f.idx.shape[-1]
+        self.batch = f.idx.shape[:-1]
+        self.idx, self.val = f.idx.reshape(-1, num_slots), f.val.reshape(-1, num_slots)
+        self.rows = self.idx.shape[0]
+        single = {s[0]: g for g, s in slots_of.items() if len(s) == 1}
+        self.single_fields = list(single.values())
+        slots = torch.tensor(list(single), dtype=torch.long, device=f.idx.device)
+        self.single_idx = self.idx.index_select(1, slots)
+        self.single_val = self.val.index_select(1, slots)
+        self.spans: dict[int, tuple[int, int]] = {}
+        self._cols: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._dense: dict[tuple, torch.Tensor] = {}
+        for g, s in slots_of.items():
+            if len(s) == 1:
+                continue
+            if s[-1] - s[0] == len(s) - 1:  # contiguous slots (always, for featint's tasks)
+                i, x = self.idx[:, s[0]:s[-1] + 1], self.val[:, s[0]:s[-1] + 1]
+            else:
+                slots = torch.tensor(s, dtype=torch.long, device=f.idx.device)
+                i, x = self.idx.index_select(1, slots), self.val.index_select(1, slots)
+            hi = int(i.max())
+            if hi > 0:  # a field of padding only adds nothing
+                self.spans[g] = (int(torch.where(i > 0, i, hi).min()), hi)
+                self._cols[g] = i, x
+
+    def dense(self, g: int, squared: bool = False,
+              dtype: torch.dtype | None = None) -> torch.Tensor:
+        """Field ``g``'s values (``squared``: their squares) as dense rows over its span, in
+        ``dtype`` (default: the values'): ``(rows, hi - lo + 1)``; padding (index 0, value 0)
+        lands in column 0 and adds 0."""
+        key = (g, squared, dtype)
+        if key not in self._dense:
+            lo, hi = self.spans[g]
+            i, x = self._cols[g]
+            x = x.to(dtype or x.dtype)
+            x = x.square() if squared else x
+            self._dense[key] = x.new_zeros(self.rows, hi - lo + 1).scatter_add_(
+                1, (i - lo).clamp_(min=0), x)
+        return self._dense[key]
 
 
 def bi_interaction(xv: torch.Tensor) -> torch.Tensor:
@@ -83,8 +167,15 @@ def bi_interaction(xv: torch.Tensor) -> torch.Tensor:
     ``1/2 [ (sum_i x_i v_i)^2 - sum_i (x_i v_i)^2 ]``, element-wise over the ``k`` factors.
     ``(*batch, num_slots, k)`` -> ``(*batch, k)``. NFM's Bi-Interaction pooling.
     """
-    square_of_sum = xv.sum(-2).pow(2)
-    sum_of_squares = xv.pow(2).sum(-2)
+    return bi_from_sums(xv.sum(-2), xv.pow(2).sum(-2))
+
+
+def bi_from_sums(sum_xv: torch.Tensor, sum_of_squares: torch.Tensor) -> torch.Tensor:
+    """:func:`bi_interaction` from its two sums, ``s = sum_i x_i v_i`` and ``q = sum_i (x_i
+    v_i)^2`` (``(*batch, k)`` each, e.g. ``FeaturesEmbedding.fields(f).sum(-2)`` and
+    ``FeaturesEmbedding.sum_of_squares(f)``, which never build the per-slot vectors):
+    ``1/2 (s^2 - q)``."""
+    square_of_sum = sum_xv.pow(2)
     return 0.5 * (square_of_sum - sum_of_squares)
 
 
@@ -121,6 +212,27 @@ def pairs(num_fields: int, device: torch.device | None = None) -> tuple[torch.Te
     return tuple(torch.triu_indices(num_fields, num_fields, offset=1, device=device))
 
 
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` (zero each value with probability ``p``, scale the rest by ``1 / (1 -
+    p)``) whose mask, on CPU, comes from numpy's PCG64 generator.
+
+    Torch's CPU ``bernoulli_`` draws the mask one value at a time from a Mersenne twister:
+    for DeepFM's three hidden layers it was a third of a training step. Numpy draws 32
+    random bits per value several times faster; a value is kept when its bits are at least
+    ``p * 2**32``. The generator is seeded from torch's, so ``torch.manual_seed`` still fixes
+    every mask. Elsewhere (CUDA, eval mode, ``p = 0``) it is ``nn.Dropout`` itself.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0 or x.device.type != "cpu" or self.p == 1:
+            return super().forward(x)
+        seed = int(torch.randint(0, 2**62, ()))
+        bits = np.random.default_rng(seed).integers(0, 2**32, x.numel(), dtype=np.uint32)
+        keep = torch.from_numpy(bits >= np.uint32(min(round(self.p * 2**32), 2**32 - 1)))
+        scale = keep.view(x.shape).to(x.dtype).mul_(1.0 / (1.0 - self.p))
+        return x.mul_(scale) if self.inplace else x * scale
+
+
 class MLP(nn.Sequential):
     """Linear -> [BatchNorm] -> ReLU -> Dropout for each hidden size, then a linear output
     layer of ``out_dim`` (skipped when ``out_dim`` is None). ``(..., in_dim)`` -> ``(..., out)``.
@@ -135,7 +247,7 @@ class MLP(nn.Sequential):
             layers.append(nn.Linear(in_dim, size))
             if batch_norm:
                 layers.append(_BatchNormLast(size))
-            layers += [nn.ReLU(inplace=True), nn.Dropout(dropout)]  # in place: less memory traffic
+            layers += [nn.ReLU(inplace=True), Dropout(dropout)]  # in place: less memory traffic
             in_dim = size
         if out_dim is not None:
             layers.append(nn.Linear(in_dim, out_dim))
@@ -167,6 +279,16 @@ class ItemTable(nn.Module):
 
     def forward(self, items: torch.Tensor) -> Features:
         return Features(self.idx[items], self.val[items], self.field)
+
+    def all(self) -> Features:
+        """The features of every movie, ``(num_items, item_slots)``.
+
+        A training batch scores 1024 contexts x 5 candidates, more (context, movie) pairs than
+        there are movies (1682): the models compute what depends on the movie alone once per
+        movie from these, then :func:`lookup` the rows of the candidates. The numbers are
+        those of ``self(items)``; the work is a third.
+        """
+        return Features(self.idx, self.val, self.field)
 
 
 class ContextItemMLP(nn.Module):
@@ -201,7 +323,7 @@ class ContextItemMLP(nn.Module):
         self.item = nn.Linear(item_dim, first, bias=False)  # W_b
         activation: list[nn.Module] = [_BatchNormLast(first)] if batch_norm else []
         self.head = nn.Sequential(
-            *activation, nn.ReLU(inplace=True), nn.Dropout(dropout),
+            *activation, nn.ReLU(inplace=True), Dropout(dropout),
             MLP(first, rest, out_dim, dropout, batch_norm),
         )
         self.chunk = chunk

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -85,11 +85,16 @@ class Schema:
 class Features:
     """Sparse features of a batch: ``idx`` and ``val`` of shape ``(*batch, num_slots)``,
     ``field`` of shape ``(num_slots,)`` with each slot's field number on its side (context
-    fields count from 0, item fields count from 0). Padding slots have index 0 and value 0."""
+    fields count from 0, item fields count from 0). Padding slots have index 0 and value 0.
+
+    ``cache`` keeps work that depends on the batch alone, done once however many layers read
+    it (:func:`featint.layers.field_sums`); do not change ``idx``/``val`` in place after use.
+    """
 
     idx: torch.Tensor
     val: torch.Tensor
     field: torch.Tensor
+    cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def to(self, device: torch.device | str) -> Features:
         return Features(self.idx.to(device), self.val.to(device), self.field.to(device))

@@ -32,3 +32,13 @@ def perturbed(task, name: str, seed: int = 0, scale: float = 0.3, **hparams) -> 
                 m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=gen) * 0.1)
                 m.running_var.copy_(torch.rand(m.running_var.shape, generator=gen) + 0.5)
     return model.eval()
+
+
+def load_script(path):
+    """A script of ``benchmarks/`` imported as a module (they are not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -344,3 +344,16 @@ def test_cli_leaderboard(capsys, tmp_path, synthetic_task):
     assert cli.main(["leaderboard", "--results", str(out)]) == 0
     err = capsys.readouterr().err
     assert "protocol v1 results" in err and "protocol v2" in err
+
+
+def test_convergence_text_names_runs_stopped_by_the_cap():
+    from featint.report import convergence_text
+
+    runs = [{"model": "fm", "seed": 0, "best_epoch": 12, "history": [{}]},
+            {"model": "afm", "seed": 1, "best_epoch": 50, "history": [{}]},
+            {"model": "popular", "seed": 0, "best_epoch": 0, "history": []}]
+    text = convergence_text(runs, 50)
+    assert text.startswith("NOT CONVERGED: 1 of 2") and "afm seed 1" in text
+    assert "fm seed 0" not in text
+    text = convergence_text(runs[:1], 50)
+    assert "none by the 50-epoch cap" in text and "best epochs 12 to 12" in text

@@ -14,12 +14,16 @@ import torch
 
 from featint.layers import (
     MLP,
+    Dropout,
     FeaturesEmbedding,
     FeaturesLinear,
     ItemTable,
+    bi_from_sums,
     bi_interaction,
     cross_dot,
+    field_sums,
     fm_interaction,
+    lookup,
     pairs,
     pool_fields,
 )
@@ -291,3 +295,93 @@ def test_item_table():
     assert torch.equal(some.field, f.field)
     every = table(torch.arange(4))
     assert torch.equal(every.idx, f.idx) and torch.equal(every.val, f.val)
+
+
+# -- the fast sums: field_sums against the per-slot vectors -------------------------------------
+
+
+def per_slot_sums(table: torch.Tensor, f: Features, num_fields: int,
+                  squared: bool = False) -> torch.Tensor:
+    """The plain definition: every slot's ``x_a t_{i_a}``, summed per field."""
+    xv = table[f.idx] * f.val.unsqueeze(-1)
+    return pool_fields(xv.pow(2) if squared else xv, f.field, num_fields)
+
+
+@pytest.mark.parametrize("squared", [False, True])
+@pytest.mark.parametrize("where", ["front", "middle", "end"])
+def test_field_sums_equal_the_per_slot_sums_and_their_gradients(squared, where):
+    schema = make_schema()
+    rng = np.random.default_rng(3)
+    f = with_padding(random_features(schema, "context", 9, rng), where, 3)
+    num_fields = len(CONTEXT_LAYOUT) + 1  # one more field than the slots name: zeros
+    table = torch.randn(schema.num_features, 5, dtype=torch.float64, requires_grad=True)
+    fast = field_sums(table, f, num_fields, squared)
+    slow = per_slot_sums(table, f, num_fields, squared)
+    torch.testing.assert_close(fast, slow)
+    assert fast[:, -1].abs().max() == 0
+    weights = torch.randn_like(slow)
+    (g_fast,) = torch.autograd.grad((fast * weights).sum(), table)
+    (g_slow,) = torch.autograd.grad((slow * weights).sum(), table)
+    torch.testing.assert_close(g_fast, g_slow)
+
+
+def test_field_sums_of_a_shuffled_field_and_of_padding_only():
+    """Slots of a field need not be contiguous; a field whose slots are all padding adds 0."""
+    table = torch.randn(10, 3, dtype=torch.float64)
+    f = Features(torch.tensor([[4, 2, 5, 0], [6, 0, 7, 0]]),
+                 torch.tensor([[1.0, 0.5, 2.0, 0.0], [3.0, 0.0, 1.5, 0.0]], dtype=torch.float64),
+                 torch.tensor([1, 0, 1, 2]))
+    fast = field_sums(table, f)
+    torch.testing.assert_close(fast, per_slot_sums(table, f, 3))
+    assert fast.shape == (2, 3, 3) and fast[:, 2].abs().max() == 0
+
+
+def test_field_sums_keep_batch_axes_and_reuse_the_batch_layout():
+    schema = make_schema()
+    items = random_features(schema, "item", 6, np.random.default_rng(0), one_per_row=True)
+    cand = torch.tensor([[0, 5, 2], [3, 3, 1]])
+    f = ItemTable(items)(cand)
+    table = torch.randn(schema.num_features, 4, dtype=torch.float64)
+    torch.testing.assert_close(field_sums(table, f), per_slot_sums(table, f, 3))
+    assert "layout" in f.cache  # built once, read by every later call on this batch
+    emb = FeaturesEmbedding(schema.num_features, 4).double()
+    torch.testing.assert_close(emb.sum_of_squares(f), emb(f).pow(2).sum(-2))
+    s, q = emb.sums(f)
+    torch.testing.assert_close(bi_from_sums(s, q), bi_interaction(emb(f)))
+
+
+def test_item_table_all_is_every_row():
+    schema = make_schema()
+    items = random_features(schema, "item", 6, np.random.default_rng(0), one_per_row=True)
+    table = ItemTable(items)
+    every, rows = table.all(), table(torch.arange(6))
+    assert torch.equal(every.idx, rows.idx) and torch.equal(every.val, rows.val)
+    values = torch.randn(6, 2, 3)
+    idx = torch.tensor([[5, 0], [2, 2]])
+    assert torch.equal(lookup(values, idx), values[idx])
+
+
+# -- dropout with numpy's masks ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("p", [0.2, 0.5])
+def test_dropout_rate_scale_and_seed(p):
+    layer = Dropout(p).train()
+    x = torch.ones(200_000)
+    torch.manual_seed(0)
+    y = layer(x)
+    kept = y != 0
+    assert abs(kept.float().mean().item() - (1 - p)) < 0.005
+    torch.testing.assert_close(y[kept], torch.full_like(y[kept], 1 / (1 - p)))
+    torch.manual_seed(0)
+    assert torch.equal(layer(x), y)  # torch's seed fixes the mask
+    assert not torch.equal(layer(x), y)  # and the next call draws a new one
+    assert torch.equal(layer.eval()(x), x)
+
+
+def test_dropout_gradient_is_the_mask():
+    layer = Dropout(0.5).train()
+    x = torch.randn(1000, requires_grad=True)
+    y = layer(x)
+    (grad,) = torch.autograd.grad(y.sum(), x)
+    torch.testing.assert_close(grad, (y != 0).double().float() * 2.0)

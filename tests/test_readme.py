@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from featint.compare import RESULTS_FILE, Comparison
-from featint.report import format_leaderboard
+from featint.report import convergence_text, format_leaderboard
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,3 +31,16 @@ def test_committed_results_follow_the_protocol_of_the_package():
     found = Comparison.load(ROOT / "results")
     assert found.protocol == PROTOCOL and found.protocol_warning() is None
     assert f"protocol v{PROTOCOL}" in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_committed_results_converged_and_the_readme_says_so():
+    """No committed run may have its best epoch at the epoch cap: such a model was cut off
+    while improving, not compared."""
+    if not (ROOT / "results" / RESULTS_FILE).is_file():
+        pytest.skip("no results/ committed")
+    found = Comparison.load(ROOT / "results")
+    cap = found.results["settings"]["budget"]["epochs"]
+    capped = [(r["model"], r["seed"]) for r in found.runs
+              if r.get("history") and r["best_epoch"] >= cap]
+    assert not capped, f"runs stopped by the {cap}-epoch cap: {capped}"
+    assert convergence_text(found.runs, cap) in (ROOT / "README.md").read_text(encoding="utf-8")

@@ -4,6 +4,8 @@ linear model cannot."""
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -194,3 +196,21 @@ def test_fm_learns_the_planted_interaction_linear_cannot(synthetic_task, seed):
     # about 0.17 against 0.09 (and mean rank about 34 against 59)
     assert result["fm"]["hr@10"] > result["linear"]["hr@10"] + 0.04
     assert result["fm"]["mean_rank"] < 0.8 * result["linear"]["mean_rank"]
+
+
+def test_fused_adam_makes_the_update_of_plain_adam():
+    from featint.train import adam
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(5, 3)
+    twin = copy.deepcopy(model)
+    fused, plain = adam(model, 1e-2, 1e-3), torch.optim.Adam(twin.parameters(), 1e-2,
+                                                           weight_decay=1e-3)
+    x = torch.randn(64, 5)
+    for _ in range(5):
+        for net, opt in ((model, fused), (twin, plain)):
+            opt.zero_grad()
+            net(x).pow(2).sum().backward()
+            opt.step()
+    for a, b in zip(model.parameters(), twin.parameters(), strict=True):
+        torch.testing.assert_close(a, b)

@@ -3,11 +3,11 @@ bad arguments."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from helpers import load_script
 
 from featint.task import SPLIT_CODES, NextMovieTask
 
@@ -16,10 +16,7 @@ TUNE = Path(__file__).resolve().parents[1] / "benchmarks" / "tune.py"
 
 @pytest.fixture(scope="module")
 def tune():
-    spec = importlib.util.spec_from_file_location("tune", TUNE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(TUNE)
 
 
 def test_tune_picks_the_best_validation_rate(tune, ml, tmp_path, monkeypatch, capsys):

@@ -29,7 +29,15 @@ import math
 import torch
 from torch import nn
 
-from featint.layers import FeaturesEmbedding, FeaturesLinear, ItemTable, pairs, pool_fields
+from featint.layers import (
+    Dropout,
+    FeaturesEmbedding,
+    FeaturesLinear,
+    ItemTable,
+    lookup,
+    pairs,
+    pool_fields,
+)
 from featint.models import register
 from featint.task import Features, Schema
 
@@ -58,7 +66,7 @@ class AFM(nn.Module):
         self.h = nn.Parameter(torch.randn(attention_dim))
         self.p = nn.Parameter(torch.ones(embed_dim))
         # dropout on the attention-pooled vector (see the notebook): weights keep summing to 1
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         cc, ii = pairs(c), pairs(m - c)
         for name, tensor in (("cc_f", cc[0]), ("cc_g", cc[1]), ("ii_f", ii[0]), ("ii_g", ii[1])):
             self.register_buffer(name, tensor, persistent=False)
@@ -121,10 +129,10 @@ class AFM(nn.Module):
 
     def forward(self, context: Features, items: torch.Tensor) -> torch.Tensor:
         # y = w_0 + sum_i w_i x_i + p^T dropout(sum_{valid (f, g)} a_fg (e_f * e_g))
-        movie = self.items(items)
+        movies = self.items.all()  # what depends on the movie alone, once per movie
         e_c, ok_c, cc = self.context_side(context)
-        e_m, ok_m = self.field_vectors(movie, self.num_item_fields)
-        y = self.w0 + self.linear(context).unsqueeze(-1) + self.linear(movie)
+        e_m, ok_m = (lookup(t, items) for t in self.field_vectors(movies, self.num_item_fields))
+        y = self.w0 + self.linear(context).unsqueeze(-1) + lookup(self.linear(movies), items)
         if items.dim() == 1 and not (self.training and self.dropout.p > 0):
             return y + self.rank_all(e_c, ok_c, cc, e_m, ok_m)       # fast, same numbers
         if items.dim() == 1:                   # all movies in train mode: plain path

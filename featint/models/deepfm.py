@@ -26,9 +26,9 @@ from featint.layers import (
     FeaturesEmbedding,
     FeaturesLinear,
     ItemTable,
+    bi_from_sums,
     cross_dot,
-    fm_interaction,
-    pool_fields,
+    lookup,
 )
 from featint.models import register
 from featint.task import Features, Schema
@@ -51,14 +51,17 @@ class DeepFM(nn.Module):
                                   self.num_item_fields * embed_dim, hidden, 1, dropout)
 
     def forward(self, context: Features, items: torch.Tensor) -> torch.Tensor:
-        movie = self.items(items)
-        xv_c, xv_m = self.embedding(context), self.embedding(movie)  # x_i V_i per slot
+        movies = self.items.all()
+        # the field embeddings e_f = sum_{i in f} x_i V_i, context | item (every movie once):
+        # both components read them
+        e_c = self.embedding.fields(context, self.num_ctx_fields)    # (batch, m_C, k)
+        e_m = self.embedding.fields(movies, self.num_item_fields)    # (num_items, m_M, k)
+        s_c, s_m = e_c.sum(-2), e_m.sum(-2)                          # sum_i x_i V_i per side
+        q_c, q_m = self.embedding.sum_of_squares(context), self.embedding.sum_of_squares(movies)
         # FM component: the context alone (batch, 1), the movie alone, the pairs across
-        y_fm = ((self.w0 + self.linear(context) + fm_interaction(xv_c)).unsqueeze(-1)
-                + self.linear(movie) + fm_interaction(xv_m)
-                + cross_dot(xv_c.sum(-2), xv_m.sum(-2)))
+        y_m = self.linear(movies) + bi_from_sums(s_m, q_m).sum(-1)  # (num_items,)
+        y_fm = ((self.w0 + self.linear(context) + bi_from_sums(s_c, q_c).sum(-1)).unsqueeze(-1)
+                + lookup(y_m, items) + cross_dot(s_c, lookup(s_m, items)))
         # DNN component on the same embeddings: a^(0) = [e_1, ..., e_m], context | item
-        e_c = pool_fields(xv_c, context.field, self.num_ctx_fields).flatten(-2)
-        e_m = pool_fields(xv_m, movie.field, self.num_item_fields).flatten(-2)
-        y_dnn = self.dnn(e_c, e_m).squeeze(-1)
+        y_dnn = self.dnn(e_c.flatten(-2), lookup(e_m.flatten(-2), items)).squeeze(-1)
         return y_fm + y_dnn

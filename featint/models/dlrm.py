@@ -30,7 +30,7 @@ import math
 import torch
 from torch import nn
 
-from featint.layers import MLP, FeaturesEmbedding, ItemTable, pairs, pool_fields
+from featint.layers import MLP, FeaturesEmbedding, ItemTable, lookup, pairs
 from featint.models import register
 from featint.task import Features, Schema
 
@@ -108,10 +108,10 @@ class DLRM(nn.Module):
         """``z`` ``(batch, k)``; context vectors ``T_c`` ``(batch, F_c, k)``, ``z`` first; item
         vectors ``T_m`` ``(batch, candidates, F_m, k)`` or ``(num_items, F_m, k)``."""
         z = self.bottom(self.dense(context))
-        e_c = pool_fields(self.embedding(context), context.field, self.num_ctx_fields)
+        e_c = self.embedding.fields(context, self.num_ctx_fields)
         t_c = torch.cat([z.unsqueeze(-2), e_c[:, self.ctx_sparse]], dim=-2)
-        movie = self.items(items)
-        t_m = pool_fields(self.embedding(movie), movie.field, self.num_item_fields)
+        # every movie once, then the candidates' rows (all movies when ranking)
+        t_m = lookup(self.embedding.fields(self.items.all(), self.num_item_fields), items)
         return z, t_c, t_m
 
     def forward(self, context: Features, items: torch.Tensor) -> torch.Tensor:

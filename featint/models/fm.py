@@ -2,7 +2,9 @@
 
 ``y(x) = w_0 + sum_i w_i x_i + sum_{i<j} <v_i, v_j> x_i x_j``
 
-The pairwise term costs O(kn) with the sum-square trick (:func:`featint.layers.fm_interaction`).
+The pairwise term costs O(kn) with the sum-square trick (:func:`featint.layers.fm_interaction`),
+which needs only two sums over the slots, ``s = sum_i x_i v_i`` and ``q = sum_i (x_i v_i)^2``:
+``sum_{i<j} <v_i, v_j> x_i x_j = 1/2 sum_f (s_f^2 - q_f)``.
 Scoring a context against candidate movies splits ``x`` into its context part ``c`` and item
 part ``m``: pairs inside ``c`` and inside ``m`` are computed once per side, and every pair
 across the sides adds up to one dot product ``<sum_c x v, sum_m x v>``, so ranking all movies
@@ -14,7 +16,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from featint.layers import FeaturesEmbedding, FeaturesLinear, ItemTable, cross_dot, fm_interaction
+from featint.layers import (
+    FeaturesEmbedding,
+    FeaturesLinear,
+    ItemTable,
+    bi_from_sums,
+    cross_dot,
+    lookup,
+)
 from featint.models import register
 from featint.task import Features, Schema
 
@@ -29,11 +38,14 @@ class FM(nn.Module):
         self.embedding = FeaturesEmbedding(schema.num_features, embed_dim)  # v_i
 
     def forward(self, context: Features, items: torch.Tensor) -> torch.Tensor:
-        movie = self.items(items)
-        xv_c, xv_m = self.embedding(context), self.embedding(movie)  # x_i v_i per slot
+        s_c, q_c = self.embedding.sums(context)  # sum x v, sum (x v)^2 over the context
         # terms of the context alone: (batch, 1)
-        y_c = (self.w0 + self.linear(context) + fm_interaction(xv_c)).unsqueeze(-1)
-        # terms of the movie alone: (batch, candidates) or (num_items,)
-        y_m = self.linear(movie) + fm_interaction(xv_m)
-        # every context-movie pair at once: <sum_c x v, sum_m x v>
-        return y_c + y_m + cross_dot(xv_c.sum(-2), xv_m.sum(-2))
+        y_c = (self.w0 + self.linear(context) + bi_from_sums(s_c, q_c).sum(-1)).unsqueeze(-1)
+        # terms of the movie alone, once per movie, then the candidates' rows: (batch,
+        # candidates) or (num_items,)
+        movies = self.items.all()
+        s_m, q_m = self.embedding.sums(movies)   # the same sums over each movie's slots
+        y_m = self.linear(movies) + bi_from_sums(s_m, q_m).sum(-1)
+        y_m, s_m = lookup(y_m, items), lookup(s_m, items)
+        # every context-movie pair at once: <s_c, s_m>
+        return y_c + y_m + cross_dot(s_c, s_m)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from featint.layers import FeaturesLinear, ItemTable
+from featint.layers import FeaturesLinear, ItemTable, lookup
 from featint.models import register
 from featint.task import Features, Schema
 
@@ -24,4 +24,6 @@ class Linear(nn.Module):
         self.linear = FeaturesLinear(schema.num_features)
 
     def forward(self, context: Features, items: torch.Tensor) -> torch.Tensor:
-        return (self.w0 + self.linear(context)).unsqueeze(-1) + self.linear(self.items(items))
+        # a movie's term once per movie, then the candidates' (all movies when ranking)
+        y_m = lookup(self.linear(self.items.all()), items)
+        return (self.w0 + self.linear(context)).unsqueeze(-1) + y_m

@@ -29,11 +29,13 @@ from torch import nn
 
 from featint.layers import (
     MLP,
+    Dropout,
     FeaturesEmbedding,
     FeaturesLinear,
     ItemTable,
     _BatchNormLast,
-    bi_interaction,
+    bi_from_sums,
+    lookup,
 )
 from featint.models import register
 from featint.task import Features, Schema
@@ -58,7 +60,7 @@ class NFM(nn.Module):
         self.linear = FeaturesLinear(schema.num_features)                   # w_i
         self.embedding = FeaturesEmbedding(schema.num_features, embed_dim)  # v_i
         self.bi_norm = _BatchNormLast(embed_dim) if batch_norm else nn.Identity()
-        self.bi_dropout = nn.Dropout(bi_dropout)
+        self.bi_dropout = Dropout(bi_dropout)
         self.mlp = MLP(embed_dim, hidden, None, dropout, batch_norm)  # sigma(W f + b), per layer
         self.w_out = nn.Linear(self.mlp.out_features, 1, bias=False)  # the paper's h
         # Initialised as the official code: Glorot-normal layers; with no hidden layer w_out = 1,
@@ -74,13 +76,15 @@ class NFM(nn.Module):
             nn.init.ones_(self.w_out.weight)
 
     def forward(self, context: Features, items: torch.Tensor) -> torch.Tensor:
-        movie = self.items(items)
-        xv_c, xv_m = self.embedding(context), self.embedding(movie)  # x_i v_i per slot
-        # each side once: context (batch, 1, k); movies (batch, candidates, k) or (items, k)
-        f_c, s_c = bi_interaction(xv_c).unsqueeze(-2), xv_c.sum(-2).unsqueeze(-2)
-        f_m, s_m = bi_interaction(xv_m), xv_m.sum(-2)
+        s_c, q_c = self.embedding.sums(context)  # sum x v, sum (x v)^2 over the context
+        movies = self.items.all()
+        s_m, q_m = self.embedding.sums(movies)   # the same over each movie's slots
+        # each side once: context (batch, 1, k); every movie (items, k), then the candidates'
+        # rows (batch, candidates, k) (all movies when ranking)
+        f_c, s_c = bi_from_sums(s_c, q_c).unsqueeze(-2), s_c.unsqueeze(-2)
+        f_m, s_m = lookup(bi_from_sums(s_m, q_m), items), lookup(s_m, items)
         y_c = self.w0 + self.linear(context).unsqueeze(-1)  # w_0 + sum_c w x: (batch, 1)
-        y_m = self.linear(movie)                           # sum_m w x: (batch, C) or (items,)
+        y_m = lookup(self.linear(movies), items)           # sum_m w x: (batch, C) or (items,)
         if items.dim() == 1 and not self.training and len(self.mlp) > 0:
             return y_c + y_m + self._rank_all(f_c, s_c, f_m, s_m)
         # f_BI(context + movie) = f_BI(c) + f_BI(m) + s_c * s_m: (batch, candidates|items, k)

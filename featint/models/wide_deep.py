@@ -111,13 +111,14 @@ class WideDeep(nn.Module):
         return total
 
     def forward(self, context: Features, items: torch.Tensor) -> torch.Tensor:
-        movie = self.items(items)
-        # wide: w^T [x, phi(x)], raw features of both sides plus the crosses
-        y_wide = (self.linear(context).unsqueeze(-1) + self.linear(movie)
+        movie, movies = self.items(items), self.items.all()
+        # wide: w^T [x, phi(x)], raw features of both sides (a movie's once per movie) plus
+        # the crosses
+        y_wide = (self.linear(context).unsqueeze(-1) + lookup(self.linear(movies), items)
                   + self.wide_crosses(context, movie))
         # deep: a^(0) = [e_1; ...; e_m; dense] split into its context and item parts
         e_c = self.embedding.fields(context, self.num_ctx_fields).index_select(1, self.embedded)
         a_c = torch.cat([e_c.flatten(-2), self.dense(context)], -1)
-        a_m = self.embedding.fields(movie, self.num_item_fields).flatten(-2)
+        a_m = lookup(self.embedding.fields(movies, self.num_item_fields).flatten(-2), items)
         y_deep = self.deep(a_c, a_m).squeeze(-1)  # w_deep^T a^(l_f) + b, b = the output bias
         return y_wide + y_deep
