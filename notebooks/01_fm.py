@@ -379,7 +379,12 @@ display(Markdown(
 #
 # Here is the whole model, `featint/models/fm.py`: $w_0$, a `FeaturesLinear` for the $w_i$
 # and a `FeaturesEmbedding` for the $\mathbf v_i$ (one table over the global feature space, so
-# the context and the movie share it).
+# the context and the movie share it). The sum-square trick needs only two sums over the
+# non-zeros, $\mathbf s = \sum_i x_i \mathbf v_i$ and $\mathbf q = \sum_i (x_i \mathbf v_i)^2$
+# (element-wise): `FeaturesEmbedding.sums` returns both without ever building the
+# `(batch, slots, k)` tensor of the $x_i \mathbf v_i$, and `bi_from_sums` is
+# $\tfrac12(\mathbf s^2 - \mathbf q)$. Everything that depends on the movie alone is computed
+# once for each of the 1,682 movies, then the candidates' rows are looked up (`lookup`).
 
 # %%
 source(FM.__init__, FM.forward)
@@ -398,7 +403,7 @@ source(FM.__init__, FM.forward)
 # The last double sum is bilinear, so it factors into one dot product:
 # $\big\langle \mathbf v_C, \mathbf v_M \big\rangle$ with $\mathbf v_C = \sum_{i \in C} x_i
 # \mathbf v_i$ and $\mathbf v_M = \sum_{j \in M} x_j \mathbf v_j$, the very sums the
-# sum-square trick computes anyway. For a batch of contexts and all 1,682 movies, the scores
+# sum-square trick computes anyway (`s_c` and `s_m` in the code). For a batch of contexts and all 1,682 movies, the scores
 # are $\mathbf y_C \mathbf 1^\top + \mathbf 1 \mathbf y_M^\top + \mathbf A \mathbf B^\top$
 # (one row of $\mathbf A$ per context, one row of $\mathbf B$ per movie): the context side is
 # computed once per context, the movie side once per movie, and ranking everything is one

@@ -166,10 +166,11 @@ display(fields.rename_axis("f").T)
 # `featint/models/ffm.py` stores the $m-1$ vectors of feature $i$ side by side, as one row of
 # width $(m-1)k$ of a single embedding table; `column[f, g]`, built in the constructor, says
 # where $\mathbf v_{\cdot, g}$ sits in a row of a feature of field $f$ (the columns skip $f$
-# itself). One pass over the non-zeros (`field_vectors`: `FeaturesEmbedding.fields`, an
-# `embedding_bag` that sums each field's slots) gives all $\mathbf u_{f,g}$ of a batch, a
-# tensor of shape `(batch, fields, m - 1, k)`; `block` then picks the pairs' vectors with one
-# index tensor, with no loop over field pairs.
+# itself). `field_vectors` (`FeaturesEmbedding.fields`, which sums each field's slots)
+# gives all $\mathbf u_{f,g}$ of a batch, a tensor of shape `(batch, fields, m - 1, k)`;
+# `block` then picks the pairs' vectors with one index tensor, with no loop over field
+# pairs. The movie side is computed once for each of the 1,682 movies and the candidates'
+# rows looked up (`lookup`): a training batch has 5,120 candidates, three times as many.
 #
 # Like FM, the score splits by side. Context-context pairs are computed once per context,
 # movie-movie pairs once per movie, and the $m_C \times m_M = 14 \times 3 = 42$ context-movie

@@ -708,12 +708,13 @@ rows = [
 ]
 display(Markdown("| | paper | here |\n|---|---|---|\n"
                  + "\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows)))
-assert budget.epochs == 15  # the text below: each fit example seen up to fifteen times
+assert len(h.epochs) > 1 or quick()  # the text below: each fit example seen many times
 
 # %% [markdown]
 # Why the two may differ: the paper predicts clicks with tens of millions of examples, each
 # seen once, so a model without regularisation has little chance to memorise; here every fit
-# example is seen up to fifteen times and early stopping on validation is the only brake. A
+# example is seen once per epoch, for as many epochs as validation keeps improving, and early
+# stopping is the only brake. A
 # click prediction is judged against real non-clicks; here every model must find one movie
 # among all the unrated ones, trained on a few sampled negatives. The paper compared two deep
 # models, untuned; here DLRM stands beside counting baselines and simpler factorisation
