@@ -20,7 +20,7 @@ $(VENV)/.ready: pyproject.toml
 	$(BIN)/python -m pip install -e ".[dev]"
 	touch $@
 
-# All registered models, seeds 0 1 2, the shared budget (see featint/compare.py). Extra flags
+# All registered models, seeds 0 1 2, the shared budget (see featint/budget.py). Extra flags
 # through COMPARE_FLAGS, e.g. `make run COMPARE_FLAGS=--resume` after an interruption.
 run: setup
 	$(BIN)/featint compare --out $(RESULTS) $(COMPARE_FLAGS)
@@ -34,7 +34,7 @@ bench: setup
 
 # The learning rate of each model under the comparison's budget, chosen on validation (long:
 # 3 rates x every model; `make tune TUNE_FLAGS="--device cuda"` on a GPU). Its choices are
-# recorded in featint/compare.py (TUNED_LR).
+# recorded in featint/budget.py (TUNED_LR).
 tune: setup
 	$(BIN)/python benchmarks/tune.py $(TUNE_FLAGS)
 

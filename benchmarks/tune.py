@@ -1,10 +1,10 @@
 """Learning rate per model, chosen on validation only (``make tune``).
 
 For every model and every candidate rate, train with the comparison's budget
-(:class:`featint.compare.Budget`: its epoch cap, early stopping on the validation subsample,
+(:class:`featint.budget.Budget`: its epoch cap, early stopping on the validation subsample,
 batch size, negatives) and seed 0, then rank the *whole* validation set with the restored
 weights. The rate with the best whole-validation MRR is the model's rate;
-:data:`featint.compare.TUNED_LR` records the ones that differ from the shared ``Budget.lr``.
+:data:`featint.budget.TUNED_LR` records the ones that differ from the shared ``Budget.lr``.
 The test set is never looked at.
 
 Each line printed is one (model, rate) run: the whole-validation MRR and HR@10, the epoch
