@@ -32,9 +32,10 @@ run: setup
 bench: setup
 	$(BIN)/python benchmarks/bench.py $(BENCH_FLAGS)
 
-# The learning rate of each model under the comparison's budget, chosen on validation (long:
-# 3 rates x every model; `make tune TUNE_FLAGS="--device cuda"` on a GPU). Its choices are
-# recorded in featint/budget.py (TUNED_LR).
+# The same tuning budget for every model: each setting of its search space (featint/tuning.py,
+# three per model) trained with seed 0 and scored on validation; every trial goes to
+# results/tuning/, which `make run` reads (long: about 40 minutes on 2 cores; trials on
+# record are not rerun; `make tune TUNE_FLAGS="--device cuda"` on a GPU).
 tune: setup
 	$(BIN)/python benchmarks/tune.py $(TUNE_FLAGS)
 

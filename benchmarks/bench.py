@@ -47,12 +47,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from featint.budget import TUNED_HPARAMS, Budget, model_hparams
+from featint.budget import Budget, model_hparams
 from featint.compare import RESULTS_FILE
 from featint.evaluate import rank_examples
 from featint.layers import fm_interaction
 from featint.models import MODELS, build_model, count_parameters
 from featint.report import ordered
+from featint.tuning import SPACES
 
 RANK_TARGET_FAST = 5.0  # seconds, for the models below
 FAST_MODELS = ("fm", "ffm", "nfm")
@@ -89,9 +90,9 @@ def measure_model(name: str, batches: int, data_dir: str | None,
 
     task = featint.build_task(featint.load_movielens(data_dir))
     base_rss = current_rss_mb()
-    budget = Budget()
-    model = build_model(name, task, seed=0,
-                        **model_hparams(name, budget, TUNED_HPARAMS.get(name)))
+    # every space's first setting: the one the earlier code trained, so both measure the same
+    budget = Budget(settings={n: next(iter(s.values())) for n, s in SPACES.items()})
+    model = build_model(name, task, seed=0, **model_hparams(name, budget))
     if hasattr(featint.train, "adam"):  # the optimiser fit uses, where the package has one
         optimizer = featint.train.adam(model, budget.lr_for(name))
     else:

@@ -1,15 +1,18 @@
-"""Learning rate per model, chosen on validation only (``make tune``).
+"""The same tuning budget for every model, scored on validation only (``make tune``).
 
-For every model and every candidate rate, train with the comparison's budget
-(:class:`featint.budget.Budget`: its epoch cap, early stopping on the validation subsample,
-batch size, negatives) and seed 0, then rank the *whole* validation set with the restored
-weights. The rate with the best whole-validation MRR is the model's rate;
-:data:`featint.budget.TUNED_LR` records the ones that differ from the shared ``Budget.lr``.
-The test set is never looked at.
+For every model and every setting of its search space (:data:`featint.tuning.SPACES`: the
+same number for every model, the paper's recommended setting among them), train with the
+comparison's budget (:class:`featint.budget.Budget`: epoch cap, early stopping on the
+validation subsample, batches, negatives) and seed 0 through the model cache, then rank the
+*whole* validation set with the restored weights; a counting baseline is built from the fit
+period instead. The test set is never looked at. Each model's trials go to
+``results/tuning/<model>.json`` as they finish; :func:`featint.tuning.chosen` picks the best
+validation MRR from there, and ``featint compare`` trains with it (its seed-0 run is the
+chosen trial itself, read back from the model cache).
 
-Each line printed is one (model, rate) run: the whole-validation MRR and HR@10, the epoch
-early stopping kept, the epochs run, the seconds, and the validation-subsample MRR after each
-epoch (so that a smaller epoch cap can be judged from the same runs). ``--json`` keeps them.
+A trial already on record with the same setting and the same training code is not run
+again, so an interrupted ``make tune`` continues where it stopped, and several processes can
+tune different models at once (``--models``).
 """
 
 from __future__ import annotations
@@ -19,91 +22,102 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import featint
-from featint.budget import Budget, model_hparams
-from featint.evaluate import metrics, rank_examples
-from featint.models import MODELS, build_model
+from featint.baselines import COUNTING, choose
+from featint.budget import Budget
+from featint.cache import source_digest, trained
+from featint.evaluate import metrics, quick, rank_examples
+from featint.files import atomic_open
 from featint.report import ordered
 from featint.task import NextMovieTask
-from featint.train import fit
-
-LEARNING_RATES = (5e-3, 1e-2, 2e-2)
+from featint.tuning import FORMAT, SPACES, TRIALS, TUNING_DIR, chosen, tuning_file
 
 
-def tune_one(task: NextMovieTask, name: str, lr: float, budget: Budget,
-             device: str, seed: int = 0, hparams: dict | None = None) -> dict:
-    """Train ``name`` at rate ``lr`` under ``budget`` (constructor overrides ``hparams``);
-    its whole-validation figures."""
-    model = build_model(name, task, seed=seed, **model_hparams(name, budget, hparams))
-    history = fit(model, task, **{**budget.fit_args(name), "lr": lr}, seed=seed,
-                  device=device, progress=False, verbose=False)
+def model_trial(task: NextMovieTask, name: str, label: str, setting: dict[str, Any],
+                folder: Path, device: str, seed: int = 0, progress: bool = True) -> dict:
+    """Train ``name`` with ``setting`` under the comparison's budget; its validation record."""
+    budget = Budget(settings={**chosen(folder), name: setting})
+    start = time.perf_counter()
+    model, history = trained(name, task, seed, budget, device=device, progress=progress)
     valid = metrics(rank_examples(model, task, task.examples("valid"), device=device))
-    return {"model": name, "lr": lr, "hparams": hparams or {}, "valid_mrr": valid["mrr"],
-            "valid_hr@10": valid["hr@10"],
-            "valid_mean_rank": valid["mean_rank"], "best_epoch": history.best_epoch,
-            "epochs": len(history.epochs), "seconds": history.seconds,
+    return {"label": label, "setting": setting,
+            **{f"valid_{k}": v for k, v in valid.items()},
+            "best_epoch": history.best_epoch, "epochs": len(history.epochs),
+            "epoch_cap": budget.epochs, "train_seconds": history.seconds,
+            "wall_seconds": time.perf_counter() - start,
             "subsample_mrr": [row[f"valid_{budget.monitor}"] for row in history.epochs]}
+
+
+def write(path: Path, name: str, trials: list[dict], digest: str) -> None:
+    """One model's trials, atomically (so an interrupted run leaves a whole file)."""
+    record = {"format": FORMAT, "model": name, "trials_per_model": TRIALS, "source": digest,
+              "quick": quick(), "budget": Budget(settings={}).describe(), "trials": trials}
+    with atomic_open(path, "w") as f:
+        json.dump(record, f, indent=1)
+        f.write("\n")
+
+
+def _print(name: str, t: dict) -> None:
+    """One trial as a line of the table ``main`` prints (no epochs for a counting baseline)."""
+    epochs = (f"{t['best_epoch']:>5}{t['epochs']:>5}{t['train_seconds']:>7.0f}"
+              if "epochs" in t else "")
+    print(f"{name:<16}{t['label']:<34}{t['valid_mrr']:>8.4f}{t['valid_hr@10']:>8.4f}{epochs}",
+          flush=True)
+
+
+def tune(task: NextMovieTask, names: list[str], folder: Path = TUNING_DIR,
+         device: str = "cpu", progress: bool = True) -> dict[str, list[dict]]:
+    """Run every missing trial of ``names``; returns each model's trials."""
+    folder.mkdir(parents=True, exist_ok=True)
+    digest, out = source_digest(), {}
+    for name in names:
+        path = tuning_file(name, folder)
+        old = json.loads(path.read_text()) if path.exists() else {}
+        keep = old.get("source") == digest and old.get("quick") == quick()
+        trials = [t for t in old.get("trials", []) if keep
+                  and SPACES[name].get(t["label"]) == t["setting"]]
+        if name in COUNTING and len(trials) < len(SPACES[name]):
+            trials = choose(name, task, device=device).trials
+            write(path, name, trials, digest)
+            for t in trials:
+                _print(name, t)
+        for label, setting in SPACES[name].items():
+            if any(t["label"] == label for t in trials):
+                continue
+            trials.append(model_trial(task, name, label, setting, folder, device,
+                                      progress=progress))
+            write(path, name, trials, digest)
+            _print(name, trials[-1])
+        out[name] = trials
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", default=None, help="comma-separated (default: all)")
-    parser.add_argument("--lrs", default=",".join(f"{r:g}" for r in LEARNING_RATES),
-                        help="comma-separated learning rates (default %(default)s)")
-    parser.add_argument("--epochs", type=int, default=Budget().epochs,
-                        help="epoch cap (default: the budget's, %(default)s)")
-    parser.add_argument("--hparams", default=None, metavar="JSON",
-                        help='constructor overrides for every model run, e.g. '
-                             '\'{"bi_dropout": 0.2}\' with --models nfm')
+    parser.add_argument("--models", default=None,
+                        help="comma-separated (default: every model with a search space)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--data-dir", default=None, help="the ml-100k folder")
-    parser.add_argument("--json", type=Path, default=None, help="also write the runs here")
+    parser.add_argument("--out", type=Path, default=TUNING_DIR,
+                        help="folder of the trial files (default: results/tuning)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
-    names = ordered(args.models.split(",") if args.models else list(MODELS))
-    unknown = [n for n in names if n not in MODELS]
+    names = ordered(args.models.split(",") if args.models else list(SPACES))
+    unknown = [n for n in names if n not in SPACES]
     if unknown:
-        parser.error(f"unknown model {unknown[0]!r}; registered: {', '.join(ordered(MODELS))}")
-    try:
-        rates = [float(r) for r in args.lrs.split(",")]
-    except ValueError:
-        parser.error(f"--lrs must be comma-separated numbers, got {args.lrs!r}")
-    try:
-        hparams = json.loads(args.hparams) if args.hparams else None
-    except json.JSONDecodeError as err:
-        parser.error(f"--hparams is not JSON ({err}): {args.hparams!r}")
-    if hparams is not None and not isinstance(hparams, dict):
-        parser.error(f"--hparams must be a JSON object, got {args.hparams!r}")
-    if args.epochs < 1 or any(r <= 0 for r in rates):
-        parser.error("--epochs and every rate must be positive")
-    budget = Budget(epochs=args.epochs)
+        parser.error(f"no search space for {unknown[0]!r}; tunable: "
+                     f"{', '.join(ordered(SPACES))}")
     task = featint.build_task(featint.load_movielens(args.data_dir))
-    runs = []
-    if hparams:
-        print(f"constructor overrides: {hparams}")
-    print(f"{'model':<16}{'lr':>8}{'valid MRR':>11}{'HR@10':>8}{'best':>6}{'run':>5}{'s':>7}"
-          "  subsample MRR per epoch", flush=True)
-    for name in names:
-        for lr in rates:
-            start = time.perf_counter()
-            try:
-                run = tune_one(task, name, lr, budget, args.device, hparams=hparams)
-            except Exception as err:  # noqa: BLE001 - report it and go on with the others
-                print(f"{name:<16}{lr:>8g}  failed: {type(err).__name__}: {err}", flush=True)
-                continue
-            run["wall_seconds"] = time.perf_counter() - start
-            runs.append(run)
-            curve = " ".join(f"{v:.4f}" for v in run["subsample_mrr"])
-            print(f"{name:<16}{lr:>8g}{run['valid_mrr']:>11.4f}{run['valid_hr@10']:>8.4f}"
-                  f"{run['best_epoch']:>6}{run['epochs']:>5}{run['seconds']:>7.0f}  {curve}",
-                  flush=True)
-            if args.json:
-                args.json.write_text(json.dumps({"budget": budget.describe(), "runs": runs},
-                                                indent=1))
-    print("\nbest rate per model (whole-validation MRR):")
-    for name in sorted({r["model"] for r in runs}, key=names.index):
-        best = max((r for r in runs if r["model"] == name), key=lambda r: r["valid_mrr"])
-        print(f"  {name:<16}{best['lr']:g}  (MRR {best['valid_mrr']:.4f})")
+    print(f"{TRIALS} trials per model, seed 0, scored on all validation examples")
+    print(f"{'model':<16}{'setting':<34}{'MRR':>8}{'HR@10':>8}{'best':>5}{'run':>5}{'s':>7}",
+          flush=True)
+    found = tune(task, names, args.out, args.device, progress=not args.quiet)
+    print("\nchosen (best validation MRR):")
+    for name, trials in found.items():
+        top = max(trials, key=lambda t: t["valid_mrr"])
+        print(f"  {name:<16}{top['label']:<34}MRR {top['valid_mrr']:.4f}")
     return 0
 
 

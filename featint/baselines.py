@@ -22,7 +22,6 @@ validation, then builds it for the test.
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +31,7 @@ from torch import nn
 
 from featint.evaluate import HIGHER_IS_BETTER, metrics, rank_examples, subsample
 from featint.task import Features, NextMovieTask
+from featint.tuning import SPACES
 
 
 def _slots(context: Features, field_number: int) -> torch.Tensor:
@@ -185,11 +185,6 @@ class ItemKNN(nn.Module):
         return _scores_for(hot[:, :-1] @ self.sim, items)
 
 
-#: The baselines that need a setting, and the settings tried (each scored on validation).
-GRIDS: dict[str, dict[str, list[Any]]] = {
-    "markov": {"alpha": [1.0, 100.0, 300.0, 1000.0, 10000.0]},
-    "itemknn": {"similarity": list(SIMILARITIES), "shrink": [0.0, 10.0, 100.0]},
-}
 COUNTING = {"popular": Popularity, "markov": Markov, "itemknn": ItemKNN}
 
 
@@ -209,23 +204,23 @@ def choose(
 ) -> Choice:
     """Build counting baseline ``name`` for the test set, its setting chosen on validation.
 
-    Every setting of :data:`GRIDS` is built from the fit period and ranks the validation
-    examples (all, or ``valid_limit`` evenly spread); the best by ``monitor`` (MRR, like the
-    models' early stopping) is rebuilt from the whole training period. A baseline without a
-    grid (most popular) is built at once.
+    Every setting of its space (:data:`featint.tuning.SPACES`, the same number of trials as
+    every model) is built from the fit period and ranks the validation examples (all, or
+    ``valid_limit`` evenly spread); the best by ``monitor`` (MRR, as for the models) is rebuilt
+    from the whole training period. A baseline without a space (most popular) is built at once.
     """
     if name not in COUNTING:
         raise ValueError(f"unknown counting baseline {name!r}; use one of {list(COUNTING)}")
-    cls, grid = COUNTING[name], GRIDS.get(name, {})
-    if not grid:
+    cls, space = COUNTING[name], SPACES.get(name, {})
+    if not space:
         return Choice(cls(task, period="train"), {}, [])
     valid = subsample(task.examples("valid"), valid_limit)
     sign = 1.0 if HIGHER_IS_BETTER[monitor] else -1.0
     trials = []
-    for values in itertools.product(*grid.values()):
-        setting = dict(zip(grid, values, strict=True))
+    for label, setting in space.items():
         model = cls(task, period="fit", **setting).to(device)
         found = metrics(rank_examples(model, task, valid, device=device))
-        trials.append({"setting": setting, **{f"valid_{k}": v for k, v in found.items()}})
+        trials.append({"label": label, "setting": dict(setting),
+                       **{f"valid_{k}": v for k, v in found.items()}})
     best = max(trials, key=lambda trial: sign * trial[f"valid_{monitor}"])
     return Choice(cls(task, period="train", **best["setting"]), best["setting"], trials)

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 import featint
-from featint.budget import TUNED_HPARAMS, Budget, model_hparams, train_model
+from featint.budget import Budget, model_hparams, train_model
 from featint.data import cache_dir
 from featint.evaluate import quick
 from featint.files import atomic_open
@@ -58,11 +58,17 @@ def source_digest() -> str:
 
 def cache_key(task: NextMovieTask, name: str, seed: int, budget: Budget,
               hparams: dict[str, Any], device: str | torch.device) -> dict[str, Any]:
-    """What decides a trained model, as a JSON-able dict."""
-    return {"model": name, "seed": seed, "hparams": hparams, "fit": budget.fit_args(name),
-            "protocol": task.protocol, "counts": task.counts(), "quick": quick(),
-            "device": torch.device(device).type, "torch": torch.__version__,
-            "source": source_digest()}
+    """What decides a trained model, as a JSON-able dict (with the key of the model it
+    starts from, if it is pretrained)."""
+    key = {"model": name, "seed": seed, "hparams": hparams, "fit": budget.fit_args(name),
+           "protocol": task.protocol, "counts": task.counts(), "quick": quick(),
+           "device": torch.device(device).type, "torch": torch.__version__,
+           "source": source_digest()}
+    if hparams.get("pretrain"):
+        source = hparams["pretrain"]
+        key["pretrain"] = cache_key(task, source, seed, budget, model_hparams(source, budget),
+                                    device)
+    return key
 
 
 def trained(
@@ -71,12 +77,11 @@ def trained(
     progress: bool = True, folder: str | Path | None = None,
 ) -> tuple[nn.Module, History]:
     """Model ``name`` trained on ``task`` with ``seed`` under ``budget`` (default: the
-    comparison's) with constructor arguments ``hparams`` (default: the recorded ones of
-    :data:`featint.budget.TUNED_HPARAMS`): read from the cache when it holds it, else trained
-    now and stored. Returns the model in eval mode on ``device`` and its training history."""
+    comparison's) with constructor arguments ``hparams`` (default: the budget's setting of
+    the model): read from the cache when it holds it, else trained now and stored. Returns the
+    model in eval mode on ``device`` and its training history."""
     budget = budget or Budget()
-    hparams = model_hparams(name, budget, TUNED_HPARAMS.get(name) if hparams is None
-                            else hparams)
+    hparams = model_hparams(name, budget, hparams)
     key = cache_key(task, name, seed, budget, hparams, device)
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     path = Path(folder if folder is not None else cache_folder()) / f"{name}-seed{seed}-{digest}.pt"
@@ -87,7 +92,8 @@ def trained(
         if progress:
             print(f"{name} seed {seed}: trained weights read from the model cache")
         return model.eval(), History(**stored["history"])
-    model, history, _ = train_model(task, name, seed, budget, device, hparams, progress)
+    model, history, _ = train_model(task, name, seed, budget, device, hparams, progress,
+                                    folder)
     with atomic_open(path, "wb") as f:
         torch.save({"state": model.state_dict(), "history": asdict(history)}, f)
     return model.eval(), history

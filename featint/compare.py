@@ -47,8 +47,8 @@ from torch import nn
 from tqdm import tqdm
 
 import featint
-from featint.baselines import RandomScores, choose
-from featint.budget import TUNED_HPARAMS, Budget, model_hparams
+from featint.baselines import COUNTING, RandomScores
+from featint.budget import Budget, model_hparams
 from featint.cache import trained
 from featint.evaluate import (
     METRICS,
@@ -73,6 +73,7 @@ from featint.report import (
 from featint.stats import per_example, pooled_interval
 from featint.task import PROTOCOL, NextMovieTask
 from featint.train import default_device
+from featint.tuning import load_trials
 
 FORMAT = "featint-compare/1"
 RESULTS_FILE = "results.json"
@@ -173,16 +174,17 @@ def run_one(
 ) -> tuple[dict[str, Any], Evaluation]:
     """Train (models) or build (baselines) ``name`` with ``seed``, rank the test set, and
     return the run record (see :func:`compare`) and its :class:`Evaluation`. A counting
-    baseline's setting is chosen on all validation examples first (:func:`choose`)."""
+    baseline is built from the training period with the budget's setting (chosen on
+    validation by ``make tune``, whose trials the record carries)."""
     start = time.perf_counter()
-    history, trials = None, []
+    history, trials = None, load_trials(name)
     if name == "random":
         model: nn.Module = RandomScores(seed)
     elif name in BASELINES:
-        choice = choose(name, task, monitor=budget.monitor, device=device)
-        model, hparams, trials = choice.model, choice.setting, choice.trials
+        hparams = budget.hparams_for(name) if hparams is None else hparams
+        model = COUNTING[name](task, period="train", **hparams)
     else:
-        hparams = model_hparams(name, budget, hparams or {})
+        hparams = model_hparams(name, budget, hparams)
         model, history = trained(name, task, seed, budget, hparams, device, progress)
     train_seconds = history.seconds if history else time.perf_counter() - start
     model.to(device)
@@ -358,7 +360,8 @@ def compare(
     ``quick`` (default: ``FEATINT_QUICK``) shrinks training and evaluation to a smoke test
     (see :func:`featint.evaluate.quick`); the results say so. ``task`` replaces loading
     MovieLens from ``data_dir`` (tests pass a synthetic task). ``hparams`` maps a model name to
-    constructor overrides (default: :data:`TUNED_HPARAMS`); they are recorded.
+    constructor overrides (default: the budget's settings, see :mod:`featint.tuning`); they are
+    recorded.
     ``resume`` reuses the finished runs of a compatible earlier comparison in ``out_dir``.
 
     ``results.json`` holds: ``format``; ``complete`` (false while running); ``settings``
@@ -379,7 +382,7 @@ def compare(
     budget = Budget(epochs=epochs, embed_dim=embed_dim, patience=patience)
     _check_arguments(names, seeds, budget)
     if hparams is None:
-        hparams = {n: h for n, h in TUNED_HPARAMS.items() if n in names}
+        hparams = {n: budget.hparams_for(n) for n in names if budget.hparams_for(n)}
     strays = sorted(set(hparams) - set(names))
     if strays:
         raise CompareError(f"hparams given for {', '.join(strays)}, which is not compared")

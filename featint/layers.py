@@ -212,6 +212,26 @@ def pairs(num_fields: int, device: torch.device | None = None) -> tuple[torch.Te
     return tuple(torch.triu_indices(num_fields, num_fields, offset=1, device=device))
 
 
+def load_fm_weights(model: nn.Module, fm: nn.Module) -> None:
+    """Start ``model`` from a trained FM: copy its bias ``w_0``, linear weights ``w_i`` and
+    embeddings ``v_i`` (the AFM and NFM papers pre-train this way). Both must name them
+    ``w0``, ``linear`` and ``embedding``, with the same shapes (the same embedding size)."""
+    for part in ("w0", "linear", "embedding"):
+        target, source = getattr(model, part), getattr(fm, part)
+        if isinstance(target, nn.Parameter):
+            target, source = {"": target}, {"": source}
+        else:
+            target, source = target.state_dict(keep_vars=True), source.state_dict()
+        for key, value in target.items():
+            if value.shape != source[key].shape:
+                raise ValueError(f"cannot start from this FM: {part} {key} has shape "
+                                 f"{tuple(source[key].shape)}, the model "
+                                 f"{tuple(value.shape)}; train the FM with the same "
+                                 f"embedding size")
+            with torch.no_grad():
+                value.copy_(source[key])
+
+
 class Dropout(nn.Dropout):
     """``nn.Dropout`` (zero each value with probability ``p``, scale the rest by ``1 / (1 -
     p)``) whose mask, on CPU, comes from numpy's PCG64 generator.

@@ -163,3 +163,51 @@ def save_charts(
                     fig.savefig(f, format=fmt, dpi=120, metadata=metadata)
                 written.append(path)
     return written
+
+
+# -- tuning ---------------------------------------------------------------------------------
+def trials_table(folder: str | Path | None = None) -> pd.DataFrame:
+    """Every tuning trial on record (``results/tuning``, see :mod:`featint.tuning`): one row
+    per (model, setting) in leaderboard order, with its validation metrics, whether it is the
+    paper's setting and whether it was chosen, the epoch early stopping kept and the epochs
+    run (0 for a counting baseline, which is not trained)."""
+    from featint.tuning import PAPER, SPACES, best, load_trials
+
+    rows = []
+    for name in ordered(list(SPACES)):
+        trials = load_trials(name, folder)
+        top = best(trials) if len(trials) == len(SPACES[name]) else None
+        for t in trials:
+            rows.append({"model": name, "setting": t["label"],
+                         "paper": t["label"] == PAPER.get(name),
+                         "chosen": top is not None and t["label"] == top["label"],
+                         **{m: t[f"valid_{m}"] for m in METRICS},
+                         "best_epoch": t.get("best_epoch", 0), "epochs": t.get("epochs", 0),
+                         "train_seconds": t.get("train_seconds", 0.0)})
+    return pd.DataFrame(rows)
+
+
+def plot_trials(table: pd.DataFrame, ax: Any, metric: str = "mrr") -> None:
+    """The spread of each model's trials: one row per model (leaderboard order, top to
+    bottom), a dot per trial at its validation ``metric``, the chosen one filled, the paper's
+    setting ringed, a line over the range. A long line is a model whose result depends on
+    its setting."""
+    names = ordered(list(table["model"].unique()))
+    for i, name in enumerate(names):
+        rows = table[table["model"] == name]
+        values = rows[metric].to_numpy()
+        ax.plot([values.min(), values.max()], [i, i], color="0.75", lw=1, zorder=1)
+        for _, row in rows.iterrows():
+            ax.scatter(row[metric], i, s=30, zorder=3, color="C0" if row["chosen"] else "white",
+                       edgecolors="C0")
+            if row["paper"]:
+                ax.scatter(row[metric], i, s=110, zorder=2, facecolors="none",
+                           edgecolors="C3", linewidths=1.2)
+    ax.set_yticks(range(len(names)), names)
+    ax.invert_yaxis()
+    better = "higher" if HIGHER_IS_BETTER[metric] else "lower"
+    ax.set_xlabel(f"validation {LABELS[metric]} of each trial ({better} is better)")
+    ax.scatter([], [], s=30, color="C0", label="chosen")
+    ax.scatter([], [], s=30, color="white", edgecolors="C0", label="other trials")
+    ax.scatter([], [], s=110, facecolors="none", edgecolors="C3", label="the paper's setting")
+    ax.legend(loc="lower right", fontsize=8)

@@ -93,7 +93,8 @@ def fit(
     ``max_examples`` caps the fit examples per epoch; ``valid_limit`` the validation examples
     ranked after each epoch (the same evenly spread subsample every epoch; None: all 8,289).
     Quick mode: at most 4096 and 1000, and 2 epochs. ``seed`` fixes the shuffling, the
-    negatives and dropout.
+    negatives and dropout. A model with a ``penalty()`` method has it added to every batch's
+    loss (``weight_decay`` is Adam's L2 on every parameter).
     """
     if monitor not in HIGHER_IS_BETTER:
         raise ValueError(f"unknown monitor {monitor!r}; choose from {list(HIGHER_IS_BETTER)}")
@@ -110,6 +111,7 @@ def fit(
     device = torch.device(device) if device is not None else default_device()
     model.to(device)
     optimizer = adam(model, lr, weight_decay)
+    penalty = getattr(model, "penalty", None)
     fit_examples = task.examples("fit")
     valid_examples = subsample(task.examples("valid"), valid_limit)
     labels = torch.zeros(1 + num_negatives, device=device)
@@ -134,6 +136,8 @@ def fit(
             candidates = torch.from_numpy(np.column_stack([task.target[ex], negatives]))
             logits = model(task.context(ex).to(device), candidates.to(device))
             loss = F.binary_cross_entropy_with_logits(logits, labels.expand_as(logits))
+            if penalty is not None:  # a model's own regulariser (AFM, Wide & Deep options)
+                loss = loss + penalty()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -52,7 +52,7 @@ from IPython.display import Markdown, display
 
 from featint import build_task, load_movielens
 from featint.baselines import RandomScores
-from featint.budget import TUNED_HPARAMS, Budget, model_hparams
+from featint.budget import Budget, model_hparams
 from featint.cache import trained
 from featint.chapter import (
     evaluate_all,
@@ -591,7 +591,7 @@ if not quick():
 budget = Budget()
 print(budget.describe())
 for name in ("mf", "fm"):
-    constructor = model_hparams(name, budget, TUNED_HPARAMS.get(name))
+    constructor = model_hparams(name, budget)
     print(f"{name}: constructor {constructor}, learning rate {budget.lr_for(name):g}")
 mf, mf_history = trained("mf", task, progress=False)
 fm, fm_history = trained("fm", task, progress=False)

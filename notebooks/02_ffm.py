@@ -49,7 +49,7 @@ from IPython.display import Markdown, display
 from matplotlib.colors import LogNorm
 
 from featint import build_task, load_movielens
-from featint.budget import TUNED_HPARAMS, Budget, model_hparams
+from featint.budget import Budget, model_hparams
 from featint.cache import trained
 from featint.chapter import (
     evaluate_all,
@@ -340,7 +340,7 @@ display(Markdown(
 
 # %%
 print(budget.describe())
-settings = {name: {**model_hparams(name, budget, TUNED_HPARAMS.get(name)),
+settings = {name: {**model_hparams(name, budget),
                    "lr": budget.lr_for(name)} for name in ("mf", "fm", "ffm")}
 display(pd.DataFrame.from_dict(settings, orient="index"))
 

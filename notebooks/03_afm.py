@@ -51,7 +51,7 @@ from IPython.display import Markdown, display
 from matplotlib.colors import TwoSlopeNorm
 
 from featint import build_task, load_movielens
-from featint.budget import TUNED_HPARAMS, TUNED_LR, Budget, model_hparams
+from featint.budget import Budget, model_hparams
 from featint.cache import trained
 from featint.chapter import (
     evaluate_all,
@@ -62,7 +62,7 @@ from featint.chapter import (
 )
 from featint.evaluate import evaluate, leaderboard, quick, subsample
 from featint.layers import fm_interaction
-from featint.models import build_model, count_parameters
+from featint.models import MODELS, build_model, count_parameters
 from featint.models.afm import AFM
 from featint.show import source
 from featint.synthetic import synthetic_movielens
@@ -430,7 +430,7 @@ print("AFM with h = 0, p = 1  ==  FM over the field vectors / number of valid pa
 # candidate:
 
 # %%
-afm_hparams = model_hparams("afm", budget, TUNED_HPARAMS.get("afm"))
+afm_hparams = model_hparams("afm", budget)
 init = build_model("afm", task, seed=0, **afm_hparams).eval()   # seed 0, untrained
 c = init.num_context_fields
 pair_f, pair_g = init.pair_fields.T.numpy()
@@ -527,7 +527,7 @@ display(Markdown("| | paper / official code | here |\n| --- | --- | --- |\n"
 print(budget.describe())
 for name in ("fm", "afm"):
     print(f"{name}: learning rate {budget.lr_for(name):g}, constructor arguments "
-          f"{model_hparams(name, budget, TUNED_HPARAMS.get(name))}")
+          f"{model_hparams(name, budget)}")
 print(f"afm defaults: d_a = {init.attention.out_features}, dropout {init.dropout.p:g} "
       f"on the pooled vector, chunk_elements = {init.chunk_elements:,} (ranking only)")
 
@@ -540,10 +540,10 @@ for name, model, history in (("fm", fm, fm_history), ("afm", afm, afm_history)):
           f"{history.best_epoch} of {len(history.epochs)}, {seconds:.1f} s per epoch")
 
 # %% tags=["remove-input"]
-rates = ", ".join(f"{n} {r:g}" for n, r in sorted(TUNED_LR.items()))
+rates = ", ".join(f"{n} {budget.lr_for(n):g}" for n in MODELS)
 display(Markdown(
-    f"AFM's learning rate is {lr_afm:g} where most models use {budget.lr:g} "
-    f"(`featint.budget.TUNED_LR` records the rates chosen on validation: {rates}). The "
+    f"AFM's learning rate is {lr_afm:g} where most models use {budget.lr:g} (each "
+    f"model's rate is part of its setting, chosen on validation: {rates}). The "
     "slow start above is why AFM needs a larger one: Adam moves each parameter by "
     "about one learning rate per step, and AFM's embeddings and $\\mathbf p$ have "
     "further to go than FM's."))

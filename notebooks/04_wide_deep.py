@@ -55,7 +55,7 @@ import torch
 from IPython.display import Markdown, display
 
 from featint import build_task, load_movielens
-from featint.budget import TUNED_HPARAMS, Budget, model_hparams
+from featint.budget import Budget, model_hparams
 from featint.cache import trained
 from featint.chapter import (
     LADDER,
@@ -323,7 +323,7 @@ print(budget.describe())
 models, histories = {}, {}
 for name in ("mf", "fm", "wide_deep"):
     models[name], histories[name] = trained(name, task, progress=False)
-    settings = model_hparams(name, budget, TUNED_HPARAMS.get(name))
+    settings = model_hparams(name, budget)
     history = histories[name]
     print(f"{name}: lr {budget.lr_for(name):g}, constructor settings {settings}, "
           f"{count_parameters(models[name]):,} parameters, best epoch "

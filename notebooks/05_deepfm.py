@@ -50,7 +50,7 @@ import torch
 from IPython.display import Markdown, display
 
 from featint import build_task, load_movielens
-from featint.budget import TUNED_HPARAMS, Budget, model_hparams
+from featint.budget import Budget, model_hparams
 from featint.cache import trained
 from featint.chapter import (
     evaluate_all,
@@ -250,7 +250,7 @@ budget = Budget()
 
 def setting(name: str, arg: str):
     """Constructor argument ``arg`` of model ``name`` as the comparison builds it."""
-    chosen = model_hparams(name, budget, TUNED_HPARAMS.get(name))
+    chosen = model_hparams(name, budget)
     default = inspect.signature(MODELS[name].__init__).parameters[arg].default
     return chosen.get(arg, default)
 
@@ -343,7 +343,7 @@ print("budget:", budget.describe())
 models, histories = {}, {}
 for name in ("mf", "fm", "wide_deep", "deepfm"):
     models[name], histories[name] = trained(name, task, progress=False)
-    hparams = model_hparams(name, budget, TUNED_HPARAMS.get(name))
+    hparams = model_hparams(name, budget)
     print(f"{name}: {count_parameters(models[name]):,} parameters, "
           f"lr {budget.lr_for(name):g}, constructor arguments {hparams}")
 deepfm = models["deepfm"].eval()

@@ -58,7 +58,7 @@ from torch import nn
 
 import featint.budget
 from featint import build_task, load_movielens
-from featint.budget import TUNED_HPARAMS, Budget, model_hparams
+from featint.budget import Budget, model_hparams
 from featint.cache import trained
 from featint.chapter import (
     evaluate_all,
@@ -309,7 +309,7 @@ with torch.no_grad():
 # %%
 budget = Budget()
 print(budget.describe())
-settings = {name: {**model_hparams(name, budget, TUNED_HPARAMS.get(name)),
+settings = {name: {**model_hparams(name, budget),
                    "lr": budget.lr_for(name)} for name in ("mf", "fm", "nfm")}
 pd.DataFrame.from_dict(settings, orient="index").astype(object).fillna("")
 
@@ -350,7 +350,7 @@ assert all(number in comment for number in quoted)
 # cached the same way).
 
 # %%
-nfm_plain_hparams = {**TUNED_HPARAMS["nfm"], "batch_norm": False}
+nfm_plain_hparams = {**budget.hparams_for("nfm"), "batch_norm": False}
 print("nfm (no BatchNorm):", nfm_plain_hparams)
 nfm_plain, plain_history = trained("nfm", task, hparams=nfm_plain_hparams)
 models = {"mf": mf, "fm": fm, "nfm": nfm, "nfm (no BatchNorm)": nfm_plain}

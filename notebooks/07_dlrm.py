@@ -61,7 +61,7 @@ from IPython.display import Markdown, display
 
 from featint import build_task, load_movielens
 from featint.baselines import Popularity
-from featint.budget import TUNED_HPARAMS, Budget, model_hparams
+from featint.budget import Budget, model_hparams
 from featint.cache import trained
 from featint.chapter import (
     evaluate_all,
@@ -346,7 +346,7 @@ print("budget:", budget.describe())
 models, histories = {}, {}
 for name in ("mf", "fm", "dlrm_simplified", "dlrm"):
     models[name], histories[name] = trained(name, task, progress=False)
-    hparams = model_hparams(name, budget, TUNED_HPARAMS.get(name))
+    hparams = model_hparams(name, budget)
     print(f"{name}: {count_parameters(models[name]):,} parameters, "
           f"lr {budget.lr_for(name):g}, constructor arguments {hparams}")
 

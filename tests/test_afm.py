@@ -168,3 +168,50 @@ def test_fast_ranking_path_matches_the_plain_one(synthetic_task, chunk_elements)
     assert torch.allclose(y_all, y_plain, atol=1e-10)
     y_all.sum().backward()
     assert all(p.grad is not None for p in model.parameters())
+
+
+def test_ranking_pairs_only_drops_the_context_pairs(synthetic_task):
+    """attend="ranking": the context-context pairs get weight 0, the others sum to 1, both
+    scoring paths agree with a brute force over the pairs that include a movie field."""
+    task = synthetic_task
+    model = _afm(task, attend="ranking")
+    ctx, items = _batch(task)
+    a = model.attention_weights(ctx, items)
+    c = model.num_context_fields
+    context_only = (model.pair_fields < c).all(-1)
+    assert torch.all(a[..., context_only] == 0)
+    assert torch.allclose(a.sum(-1), torch.ones_like(a[..., 0]), atol=1e-12)
+    with torch.no_grad():
+        y, y_all = model(ctx, items), model(ctx, torch.arange(task.num_items))
+        full = _afm(task)            # the same weights (same seed), every pair attended
+        full.load_state_dict(model.state_dict())
+        # brute force: the full model's pooling restricted to the ranking pairs
+        for b in range(items.shape[0]):
+            for j in range(items.shape[1]):
+                e_c, ok_c, cc = full.context_side(Features(ctx.idx[b:b + 1], ctx.val[b:b + 1],
+                                                           ctx.field))
+                cc = (cc[0], cc[1], torch.zeros_like(cc[2]))
+                e_m, ok_m = full.field_vectors(full.items(items[b:b + 1, j:j + 1]),
+                                               full.num_item_fields)
+                pooled, _ = full.attend(e_c, ok_c, cc, e_m, ok_m)
+                expected = (full.w0 + full.linear(Features(
+                    ctx.idx[b:b + 1], ctx.val[b:b + 1], ctx.field)) + full.linear(
+                    full.items(items[b:b + 1, j:j + 1]))[0] + pooled[0] @ full.p)
+                assert abs(float(y[b, j]) - float(expected)) < 1e-10
+                assert abs(float(y_all[b, items[b, j]]) - float(expected)) < 1e-10
+
+
+def test_p_init_and_attention_penalty(synthetic_task):
+    task = synthetic_task
+    m = len(task.schema.fields)
+    c = len(task.schema.context_fields)
+    every = build_model("afm", task, p_init="pairs")
+    ranking = build_model("afm", task, p_init="pairs", attend="ranking")
+    assert torch.all(every.p == m * (m - 1) // 2)
+    assert torch.all(ranking.p == m * (m - 1) // 2 - c * (c - 1) // 2)
+    assert torch.all(build_model("afm", task, p_init=3.0).p == 3.0)
+    assert every.penalty() == 0.0
+    model = build_model("afm", task, attention_l2=0.5)
+    assert torch.isclose(model.penalty(), 0.5 * model.attention.weight.square().sum())
+    with pytest.raises(ValueError, match="attend must be"):
+        build_model("afm", task, attend="some")

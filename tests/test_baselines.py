@@ -16,7 +16,6 @@ import torch
 from helpers import context64, perturbed
 
 from featint.baselines import (
-    GRIDS,
     ItemKNN,
     Markov,
     NextId,
@@ -28,6 +27,7 @@ from featint.models import build_model
 from featint.models.fm import FM
 from featint.synthetic import synthetic_movielens
 from featint.task import TEST, VALID, Features, build_task
+from featint.tuning import SPACES, TRIALS
 
 PERIODS = ("fit", "train")
 
@@ -274,8 +274,8 @@ def test_next_id_ranks_the_following_ids_first(synthetic_task):
 def test_choose_markov_tries_the_grid_on_validation(synthetic_task):
     task = synthetic_task
     choice = choose("markov", task)
-    alphas = GRIDS["markov"]["alpha"]
-    assert [trial["setting"] for trial in choice.trials] == [{"alpha": a} for a in alphas]
+    assert [trial["setting"] for trial in choice.trials] == list(SPACES["markov"].values())
+    assert [trial["label"] for trial in choice.trials] == list(SPACES["markov"])
     valid = task.examples("valid")
     for trial in choice.trials:
         found = metrics(rank_examples(Markov(task, "fit", **trial["setting"]), task, valid))
@@ -289,13 +289,11 @@ def test_choose_markov_tries_the_grid_on_validation(synthetic_task):
     assert not torch.equal(choice.model.table, Markov(task, "fit", **choice.setting).table)
 
 
-def test_choose_itemknn_tries_every_pair(synthetic_task):
+def test_choose_itemknn_tries_its_space(synthetic_task):
     task = synthetic_task
     choice = choose("itemknn", task, valid_limit=60)
-    grid = GRIDS["itemknn"]
-    assert len(choice.trials) == len(grid["similarity"]) * len(grid["shrink"])
-    settings = [(t["setting"]["similarity"], t["setting"]["shrink"]) for t in choice.trials]
-    assert sorted(settings) == sorted(itertools.product(grid["similarity"], grid["shrink"]))
+    assert len(choice.trials) == TRIALS
+    assert [t["setting"] for t in choice.trials] == list(SPACES["itemknn"].values())
     best = max(choice.trials, key=lambda t: t["valid_mrr"])
     assert choice.setting == best["setting"]
     assert torch.equal(choice.model.sim, ItemKNN(task, "train", **choice.setting).sim)

@@ -13,15 +13,16 @@ from pathlib import Path
 import pytest
 
 import featint.budget as budget_module
-from featint import cli
-from featint.baselines import GRIDS
-from featint.budget import TUNED_HPARAMS, TUNED_LR, Budget
+from featint import cli, tuning
+from featint.budget import Budget
 from featint.compare import FORMAT, Comparison, compare
 from featint.evaluate import METRICS, metrics
 from featint.files import atomic_open, finite, load_ranks, write_json
 from featint.models import MODELS, build_model, count_parameters
 from featint.models.linear import Linear
 from featint.report import BASELINES, CANONICAL_ORDER, ordered
+from featint.tuning import FORMAT as TUNING_FORMAT
+from featint.tuning import SPACES, tuning_file
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -179,12 +180,11 @@ def test_compare_on_synthetic_task_and_resume(tmp_path, synthetic_task):
     loaded = Comparison.load(out)
     assert results["settings"]["protocol"] == "next-movie v2" and loaded.protocol == 2
     assert loaded.protocol_warning() is None
-    # the counting baselines chose their setting on validation and recorded every trial
+    # nothing tuned on record (tests read no committed trials): every counting baseline
+    # takes its space's first setting
     for name in ("markov", "itemknn"):
         run = next(r for r in results["runs"] if r["model"] == name and r["seed"] == 0)
-        assert len(run["trials"]) == math.prod(len(v) for v in GRIDS[name].values())
-        best = max(run["trials"], key=lambda trial: trial["valid_mrr"])
-        assert run["hparams"] == best["setting"]
+        assert run["trials"] == [] and run["hparams"] == next(iter(SPACES[name].values()))
 
     # Resume: the finished runs are reused as they are, only the new seed is trained.
     second = compare(["linear", "fm"], seeds=[0, 1, 2], epochs=2, out_dir=out,
@@ -259,10 +259,24 @@ def test_per_model_override_is_used_and_recorded(tmp_path, synthetic_task):
     assert list(done.aggregates) == ["fm"]
 
 
+def record_trials(folder: Path, name: str, scores: dict[str, float]) -> None:
+    """A tuning file for ``name``: every setting of its space with the given MRR."""
+    trials = [{"label": label, "setting": SPACES[name][label], "valid_mrr": mrr}
+              for label, mrr in scores.items()]
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json(tuning_file(name, folder), {"format": TUNING_FORMAT, "trials": trials})
+
+
 def test_tuned_settings_are_the_default_and_recorded(tmp_path, synthetic_task, monkeypatch):
     monkeypatch.setenv("FEATINT_MODEL_CACHE", str(tmp_path / "models"))  # train, don't read
-    monkeypatch.setitem(TUNED_LR, "linear", 0.5)
-    monkeypatch.setitem(TUNED_HPARAMS, "fm", {"embed_dim": 4})
+    folder = tmp_path / "tuning"
+    monkeypatch.setattr(tuning, "TUNING_DIR", folder)
+    monkeypatch.setitem(SPACES, "linear", {"a": {"lr": 5e-3}, "b": {"lr": 0.5}})
+    monkeypatch.setitem(SPACES, "fm", {"a": {"lr": 5e-3}, "b": {"lr": 1e-2, "embed_dim": 4}})
+    record_trials(folder, "linear", {"a": 0.1, "b": 0.2})
+    record_trials(folder, "fm", {"a": 0.1, "b": 0.3})
+    record_trials(folder, "markov", dict(zip(SPACES["markov"], (0.1, 0.2, 0.3),
+                                                   strict=True)))
     seen = {}
     real_fit = budget_module.fit
 
@@ -271,17 +285,22 @@ def test_tuned_settings_are_the_default_and_recorded(tmp_path, synthetic_task, m
         return real_fit(model, task, **kw)
 
     monkeypatch.setattr(budget_module, "fit", fit)
-    done = compare(["linear", "fm"], seeds=[0], epochs=1, baselines=False, out_dir=tmp_path,
+    done = compare(["linear", "fm"], seeds=[0], epochs=1, out_dir=tmp_path,
                    task=synthetic_task, progress=False, bootstrap_samples=50)
-    budget = Budget()
-    assert seen == {"Linear": 0.5, "FM": budget.lr}
+    assert seen == {"Linear": 0.5, "FM": 1e-2}
     settings = done.results["settings"]
-    assert settings["hparams"] == {"fm": {"embed_dim": 4}}
-    assert settings["budget"]["model_lr"]["linear"] == 0.5
-    assert "linear 0.5" in settings["budget_text"] and "chosen on validation" in \
-        settings["budget_text"]
+    assert settings["hparams"]["fm"] == {"embed_dim": 4}
+    assert settings["budget"]["settings"]["linear"] == {"lr": 0.5}
+    assert "chosen per model on validation" in settings["budget_text"]
     fm = next(r for r in done.runs if r["model"] == "fm")
     assert fm["params"] == count_parameters(build_model("fm", synthetic_task, embed_dim=4))
+    # a counting baseline is built with its best trial, and its trials are in the record
+    markov = next(r for r in done.runs if r["model"] == "markov")
+    assert markov["hparams"] == SPACES["markov"]["alpha 1000"]
+    assert [t["valid_mrr"] for t in markov["trials"]] == [0.1, 0.2, 0.3]
+    # one trial missing: not tuned, the first setting
+    record_trials(folder, "fm", {"a": 0.1})
+    assert Budget().settings["fm"] == SPACES["fm"]["a"]
     # tuned settings of models not compared are left out, not an error
     alone = compare(["linear"], seeds=[0], epochs=1, baselines=False, out_dir=tmp_path / "b",
                     task=synthetic_task, progress=False, bootstrap_samples=50)

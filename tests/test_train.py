@@ -214,3 +214,28 @@ def test_fused_adam_makes_the_update_of_plain_adam():
             opt.step()
     for a, b in zip(model.parameters(), twin.parameters(), strict=True):
         torch.testing.assert_close(a, b)
+
+
+def test_a_models_penalty_is_added_to_the_loss(synthetic_task):
+    """fit adds ``model.penalty()`` to every batch's loss: a constant penalty leaves the
+    gradients, hence training, unchanged and raises every epoch's mean loss by itself."""
+    losses, calls = [], []
+    for penalty in (None, 5.0):
+        model = build_model("fm", synthetic_task)
+        if penalty is not None:
+            model.penalty = lambda p=penalty: calls.append(1) or torch.tensor(p)
+        history = train.fit(model, synthetic_task, epochs=2, max_examples=2048,
+                            progress=False, verbose=False)
+        losses.append([row["loss"] for row in history.epochs])
+    assert losses[1] == pytest.approx([x + 5.0 for x in losses[0]], rel=1e-6)
+    assert len(calls) == 4                                       # 2 epochs of 2 batches
+
+
+def test_wide_deep_penalty_is_l1_and_l2_of_the_wide_weights(synthetic_task):
+    model = build_model("wide_deep", synthetic_task, wide_l1=0.5, wide_l2=2.0)
+    with torch.no_grad():
+        model.linear.weight.weight.normal_()
+        model.cross_weight.weight[:100].normal_()
+    w = torch.cat([model.linear.weight.weight.flatten(), model.cross_weight.weight.flatten()])
+    assert torch.isclose(model.penalty(), 0.5 * w.abs().sum() + 2.0 * w.square().sum())
+    assert build_model("wide_deep", synthetic_task).penalty() == 0.0

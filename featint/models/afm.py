@@ -34,6 +34,7 @@ from featint.layers import (
     FeaturesEmbedding,
     FeaturesLinear,
     ItemTable,
+    load_fm_weights,
     lookup,
     pairs,
     pool_fields,
@@ -46,9 +47,19 @@ from featint.task import Features, Schema
 class AFM(nn.Module):
     def __init__(
         self, schema: Schema, items: Features, embed_dim: int = 16, attention_dim: int = 16,
-        dropout: float = 0.5, chunk_elements: int = 2**22,
+        dropout: float = 0.5, chunk_elements: int = 2**22, attend: str = "all",
+        p_init: float | str = 1.0, attention_l2: float = 0.0, pretrain: str | None = None,
     ) -> None:
+        """``attend``: ``"all"`` pairs, or ``"ranking"``: only the pairs that can change a
+        ranking (context-movie, movie-movie; the context-context pairs are the same for every
+        movie). ``p_init``: the starting value of every entry of ``p``, or ``"pairs"``: the
+        number of attended pairs, so that uniform attention starts at FM's sum of the pairs,
+        not their mean. ``attention_l2``: the paper's L2 penalty on ``W``. ``pretrain``:
+        ``"fm"`` to start from a trained FM's ``w_0``, ``w_i``, ``v_i`` (the paper; done by
+        :func:`featint.budget.train_model`)."""
         super().__init__()
+        if attend not in ("all", "ranking"):
+            raise ValueError(f"attend must be 'all' or 'ranking', got {attend!r}")
         m = len(schema.fields)
         self.num_context_fields = c = len(schema.context_fields)
         self.num_item_fields = m - c
@@ -64,7 +75,12 @@ class AFM(nn.Module):
         nn.init.normal_(self.attention.weight, std=glorot)
         nn.init.normal_(self.attention.bias, std=glorot)
         self.h = nn.Parameter(torch.randn(attention_dim))
-        self.p = nn.Parameter(torch.ones(embed_dim))
+        self.attend_cc = attend == "all"
+        c_m = (m - c) * (m - c - 1) // 2 + c * (m - c)            # pairs with a movie field
+        num_pairs = c_m + (c * (c - 1) // 2 if self.attend_cc else 0)
+        self.p = nn.Parameter(torch.full((embed_dim,), float(
+            num_pairs if p_init == "pairs" else p_init)))
+        self.attention_l2, self.pretrain = attention_l2, pretrain
         # dropout on the attention-pooled vector (see the notebook): weights keep summing to 1
         self.dropout = Dropout(dropout)
         cc, ii = pairs(c), pairs(m - c)
@@ -75,6 +91,16 @@ class AFM(nn.Module):
         self.register_buffer("pair_fields", torch.stack([
             torch.cat([cc[0], ii[0] + c, cx[0]]), torch.cat([cc[1], ii[1] + c, cx[1]])], 1),
             persistent=False)
+
+    def penalty(self) -> torch.Tensor | float:
+        """``lambda ||W||^2``, added to the training loss (0 unless ``attention_l2``)."""
+        if not self.attention_l2:
+            return 0.0
+        return self.attention_l2 * self.attention.weight.square().sum()
+
+    def load_pretrained(self, fm: nn.Module) -> None:
+        """Start from a trained FM (``pretrain``)."""
+        load_fm_weights(self, fm)
 
     def field_vectors(self, f: Features, num_fields: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``e_f = sum_{i in f} x_i v_i`` and whether field ``f`` is present (any non-zero
@@ -125,6 +151,8 @@ class AFM(nn.Module):
         e_c, ok_c = self.field_vectors(context, self.num_context_fields)
         pv_cc = e_c.index_select(-2, self.cc_f) * e_c.index_select(-2, self.cc_g)  # (b, P_cc, k)
         ok_cc = ok_c[..., self.cc_f] & ok_c[..., self.cc_g]
+        if not self.attend_cc:  # attention over the ranking pairs only: these get weight 0
+            ok_cc = torch.zeros_like(ok_cc)
         return e_c, ok_c, (pv_cc, self.score(pv_cc), ok_cc)
 
     def forward(self, context: Features, items: torch.Tensor) -> torch.Tensor:

@@ -39,12 +39,13 @@ from featint.task import Features, Schema
 class DLRM(nn.Module):
     """``bottom``: hidden sizes of the bottom MLP (its output has ``embed_dim`` units; ReLU
     after every layer, as in the official code). ``top``: hidden sizes of the top MLP, then one
-    logit. ``interaction``: ``"dot"`` or ``"cat"``. Every input size comes from the schema."""
+    logit. ``interaction``: ``"dot"`` or ``"cat"``. ``dropout``: after each hidden layer of the
+    top MLP (the paper has none). Every input size comes from the schema."""
 
     def __init__(
         self, schema: Schema, items: Features, embed_dim: int = 16,
         bottom: tuple[int, ...] | list[int] = (64, 32), top: tuple[int, ...] | list[int] = (64, 32),
-        interaction: str = "dot", chunk: int = 32,
+        interaction: str = "dot", chunk: int = 32, dropout: float = 0.0,
     ) -> None:
         super().__init__()
         if interaction not in ("dot", "cat"):
@@ -82,7 +83,7 @@ class DLRM(nn.Module):
         # never looked up: their values go to the bottom MLP)
         self.embedding = FeaturesEmbedding(schema.num_features, embed_dim)
         self.bottom = MLP(self.num_dense, (*bottom, embed_dim), None)       # z = bottom(dense)
-        self.top = MLP(sum(self.parts), top, 1)                             # logit = top(R)
+        self.top = MLP(sum(self.parts), top, 1, dropout)                    # logit = top(R)
         self._init_as_official(schema)
 
     def _init_as_official(self, schema: Schema) -> None:

@@ -35,6 +35,7 @@ from featint.layers import (
     ItemTable,
     _BatchNormLast,
     bi_from_sums,
+    load_fm_weights,
     lookup,
 )
 from featint.models import register
@@ -51,9 +52,12 @@ class NFM(nn.Module):
     def __init__(
         self, schema: Schema, items: Features, embed_dim: int = 16,
         hidden: tuple[int, ...] | list[int] | None = None, bi_dropout: float = 0.5,
-        dropout: float = 0.2, batch_norm: bool = True,
+        dropout: float = 0.2, batch_norm: bool = True, pretrain: str | None = None,
     ) -> None:
+        """``pretrain``: ``"fm"`` to start from a trained FM's ``w_0``, ``w_i``, ``v_i`` (the
+        paper; done by :func:`featint.budget.train_model`)."""
         super().__init__()
+        self.pretrain = pretrain
         hidden = (embed_dim,) if hidden is None else tuple(hidden)
         self.items = ItemTable(items)
         self.w0 = nn.Parameter(torch.zeros(()))
@@ -74,6 +78,10 @@ class NFM(nn.Module):
             nn.init.normal_(self.w_out.weight, std=math.sqrt(2.0 / (hidden[-1] + 1)))
         else:
             nn.init.ones_(self.w_out.weight)
+
+    def load_pretrained(self, fm: nn.Module) -> None:
+        """Start from a trained FM (``pretrain``)."""
+        load_fm_weights(self, fm)
 
     def forward(self, context: Features, items: torch.Tensor) -> torch.Tensor:
         s_c, q_c = self.embedding.sums(context)  # sum x v, sum (x v)^2 over the context

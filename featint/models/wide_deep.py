@@ -58,8 +58,12 @@ class WideDeep(nn.Module):
         self, schema: Schema, items: Features, embed_dim: int = 16,
         hidden: tuple[int, ...] = (128, 64), dropout: float = 0.0,
         crosses: tuple[tuple[str, str], ...] = CROSSES, bits: int = 20,
+        wide_l1: float = 0.0, wide_l2: float = 0.0,
     ) -> None:
+        """``wide_l1``, ``wide_l2``: penalties on the wide part's weights (raw features and
+        crosses; the paper trains it with FTRL and L1)."""
         super().__init__()
+        self.wide_l1, self.wide_l2 = wide_l1, wide_l2
         if not 0 < bits <= 32 or schema.num_features ** 2 >= 2**31:
             raise ValueError(f"bits must be in 1..32 and the feature space small; got {bits}")
         self.items = ItemTable(items)
@@ -108,6 +112,16 @@ class WideDeep(nn.Module):
             w = lookup(self.cross_weight.weight, cross_bucket(
                 i_a[:, None, None], i_b, self.num_features, self.bits)).squeeze(-1)
             total = total + x_a[:, None] * (w * x_b).sum(-1)[row]
+        return total
+
+    def penalty(self) -> torch.Tensor | float:
+        """``l1 ||w_wide||_1 + l2 ||w_wide||^2``, added to the training loss."""
+        total = 0.0
+        for w in (self.linear.weight.weight, self.cross_weight.weight):
+            if self.wide_l1:
+                total = total + self.wide_l1 * w.abs().sum()
+            if self.wide_l2:
+                total = total + self.wide_l2 * w.square().sum()
         return total
 
     def forward(self, context: Features, items: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,118 @@
+"""The tuning budget: every model's search space, pretraining from FM, the trials and the
+choice, and the committed record of ``make tune`` that the comparison reads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import load_script
+
+import featint.budget as budget_module
+from featint.budget import Budget, model_hparams, train_model
+from featint.models import MODELS, build_model
+from featint.report import BASELINES
+from featint.task import SPLIT_CODES, NextMovieTask
+from featint.tuning import FORMAT, PAPER, SPACES, TRIALS, chosen, load_trials, split
+
+ROOT = Path(__file__).resolve().parents[1]
+TUNE = ROOT / "benchmarks" / "tune.py"
+COMMITTED = ROOT / "results" / "tuning"
+
+
+@pytest.fixture(scope="module")
+def tune():
+    return load_script(TUNE)
+
+
+def test_every_model_has_the_same_number_of_trials():
+    assert set(SPACES) == (set(MODELS) | set(BASELINES)) - {"random", "popular"}
+    for name, space in SPACES.items():
+        assert len(space) == TRIALS, name
+        assert len({json.dumps(s, sort_keys=True) for s in space.values()}) == TRIALS, name
+        assert PAPER[name] is None or PAPER[name] in space, name
+
+
+def test_every_setting_builds(synthetic_task):
+    for name, space in SPACES.items():
+        if name not in MODELS:
+            continue
+        for setting in space.values():
+            fit, constructor = split(setting)
+            assert set(fit) <= {"lr", "weight_decay"}
+            build_model(name, synthetic_task, **model_hparams(name, Budget(), constructor))
+
+
+def test_pretraining_starts_from_the_trained_fm(synthetic_task, monkeypatch, tmp_path):
+    """pretrain="fm": the model starts with the FM's w_0, w_i and v_i (the FM of the same seed
+    and budget, from the model cache) and only then is fitted."""
+    budget = Budget(epochs=1)
+    monkeypatch.setenv("FEATINT_MODEL_CACHE", str(tmp_path))
+    from featint.cache import trained
+    fm, _ = trained("fm", synthetic_task, 0, budget, progress=False)
+    started = {}
+    real_fit = budget_module.fit
+
+    def fit(model, task, **kw):
+        started.update({k: v.clone() for k, v in model.state_dict().items()})
+        return real_fit(model, task, **kw)
+
+    monkeypatch.setattr(budget_module, "fit", fit)
+    for name in ("afm", "nfm"):
+        started.clear()
+        train_model(synthetic_task, name, 0, budget, hparams={"pretrain": "fm"},
+                    progress=False)
+        for key in ("w0", "linear.weight.weight", "embedding.embedding.weight"):
+            assert torch.equal(started[key], fm.state_dict()[key]), (name, key)
+    with pytest.raises(ValueError, match="same embedding size"):
+        model = build_model("afm", synthetic_task, embed_dim=4)
+        model.load_pretrained(fm)
+
+
+def test_tune_records_every_trial_on_validation_only(tune, synthetic_task, tmp_path,
+                                                      monkeypatch, capsys):
+    monkeypatch.setenv("FEATINT_QUICK", "1")
+    monkeypatch.setenv("FEATINT_MODEL_CACHE", str(tmp_path / "models"))
+    contexts = []
+    original = NextMovieTask.context
+    monkeypatch.setattr(NextMovieTask, "context",
+                        lambda self, ex: contexts.append(self.split[ex]) or original(self, ex))
+    folder = tmp_path / "tuning"
+    found = tune.tune(synthetic_task, ["markov", "linear", "nfm"], folder, progress=False)
+    for name in ("markov", "linear", "nfm"):
+        record = json.loads((folder / f"{name}.json").read_text())
+        assert record["format"] == FORMAT and record["quick"]
+        assert [t["label"] for t in record["trials"]] == list(SPACES[name])
+        assert found[name] == load_trials(name, folder)
+        best = max(record["trials"], key=lambda t: t["valid_mrr"])
+        assert chosen(folder)[name] == best["setting"]
+    assert all(0 < t["valid_mrr"] <= 1 for t in found["nfm"])
+    used = {int(code) for part in contexts for code in set(part.tolist())}
+    assert SPLIT_CODES["test"] not in used
+    # on record: nothing is trained again
+    monkeypatch.setattr(tune, "model_trial", lambda *a, **k: pytest.fail("trained again"))
+    assert tune.tune(synthetic_task, ["linear"], folder, progress=False)["linear"] == \
+        found["linear"]
+
+
+def test_tune_argument_errors(tune, capsys):
+    with pytest.raises(SystemExit):
+        tune.main(["--models", "random"])
+    assert "no search space for 'random'" in capsys.readouterr().err
+
+
+def test_the_committed_tuning_is_complete_and_what_the_comparison_used():
+    """results/tuning holds every model's trials (none quick, none stopped by the epoch
+    cap), and results/results.json was trained with the settings chosen from them."""
+    committed = chosen(COMMITTED)
+    for name, space in SPACES.items():
+        record = json.loads((COMMITTED / f"{name}.json").read_text())
+        assert not record["quick"]
+        trials = load_trials(name, COMMITTED)
+        assert [t["label"] for t in trials] == list(space), name
+        for t in trials:
+            assert t.get("best_epoch", 0) < t.get("epoch_cap", 1), (name, t["label"])
+    results = json.loads((ROOT / "results" / "results.json").read_text())
+    assert results["settings"]["budget"]["settings"] == committed
