@@ -53,7 +53,6 @@ from featint.evaluate import rank_examples
 from featint.layers import fm_interaction
 from featint.models import MODELS, build_model, count_parameters
 from featint.report import ordered
-from featint.tuning import SPACES
 
 RANK_TARGET_FAST = 5.0  # seconds, for the models below
 FAST_MODELS = ("fm", "ffm", "nfm")
@@ -80,8 +79,14 @@ def peak_rss_mb() -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024
 
 
+def reference_budget(spaces: dict) -> Budget:
+    """The comparison's budget with every model set as before tuning (each space's first)."""
+    return Budget(settings={n: next(iter(space.values())) for n, space in spaces.items()})
+
+
 def measure_model(name: str, batches: int, data_dir: str | None,
-                  train_only: bool = False) -> dict[str, float]:
+                  train_only: bool = False, setting: str = "before",
+                  profile: bool = False) -> dict[str, float]:
     """Throughput, ranking time, memory and size of model ``name`` (run in a subprocess,
     with whatever ``featint`` it imports: today's, or an earlier revision's)."""
     import featint
@@ -90,9 +95,17 @@ def measure_model(name: str, batches: int, data_dir: str | None,
 
     task = featint.build_task(featint.load_movielens(data_dir))
     base_rss = current_rss_mb()
-    # every space's first setting: the one the earlier code trained, so both measure the same
-    budget = Budget(settings={n: next(iter(s.values())) for n, s in SPACES.items()})
-    model = build_model(name, task, seed=0, **model_hparams(name, budget))
+    if "settings" not in Budget.__dataclass_fields__:  # an earlier revision: its settings
+        from featint.budget import TUNED_HPARAMS
+        budget = Budget()
+        hparams = model_hparams(name, budget, TUNED_HPARAMS.get(name))
+    else:
+        from featint.tuning import SPACES
+        # "before": each space's first setting, the model the earlier code trained, so that
+        # both measure the same; "chosen": the setting the comparison trains (results/tuning)
+        budget = Budget() if setting == "chosen" else reference_budget(SPACES)
+        hparams = model_hparams(name, budget)
+    model = build_model(name, task, seed=0, **hparams)
     if hasattr(featint.train, "adam"):  # the optimiser fit uses, where the package has one
         optimizer = featint.train.adam(model, budget.lr_for(name))
     else:
@@ -106,9 +119,12 @@ def measure_model(name: str, batches: int, data_dir: str | None,
     labels[0] = 1.0
     model.train()
     pairs = 0
+    profiler = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU])
     for step, ex in enumerate(steps):
         if step == warmup:
             start, pairs = time.perf_counter(), 0
+            if profile:
+                profiler.__enter__()
         negatives = task.sample_negatives(ex, budget.num_negatives, rng)
         candidates = torch.from_numpy(np.column_stack([task.target[ex], negatives]))
         logits = model(task.context(ex), candidates)
@@ -119,6 +135,12 @@ def measure_model(name: str, batches: int, data_dir: str | None,
         optimizer.step()
         pairs += logits.numel()
     train_seconds = time.perf_counter() - start
+    if profile:
+        profiler.__exit__(None, None, None)
+        table = profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=12,
+                                              max_name_column_width=40)
+        return {"model": name, "profile": table,
+                "train_examples_per_s": pairs / (1 + budget.num_negatives) / train_seconds}
     if train_only:
         return {"model": name, "train_examples_per_s":
                 pairs / (1 + budget.num_negatives) / train_seconds}
@@ -142,11 +164,13 @@ def measure_model(name: str, batches: int, data_dir: str | None,
 
 
 def run_isolated(name: str, batches: int, data_dir: str | None,
-                 package: Path | None = None) -> dict[str, float]:
+                 package: Path | None = None, setting: str = "before",
+                 extra: tuple[str, ...] = ()) -> dict[str, float]:
     """:func:`measure_model` in a fresh Python process; returns its figures. With
     ``package`` (a folder holding an earlier ``featint/``), that code's training throughput
-    alone."""
-    cmd = [sys.executable, __file__, "--one", name, "--batches", str(batches)]
+    alone. ``extra``: more flags for the subprocess."""
+    cmd = [sys.executable, __file__, "--one", name, "--batches", str(batches),
+           "--setting", setting, *extra]
     if data_dir:
         cmd += ["--data-dir", data_dir]
     env = dict(os.environ)
@@ -283,18 +307,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--against", default=BEFORE,
                         help=f"git revision whose training throughput to compare with "
                              f"(default {BEFORE}, before the speed-up; 'none': skip)")
+    parser.add_argument("--profile", default=None, metavar="MODELS",
+                        help="comma-separated: also print where each one's training step "
+                             "spends its time (torch.profiler, top operators)")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)  # the subprocess
     parser.add_argument("--train-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--setting", choices=("before", "chosen"), default="before",
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--profile-one", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.batches < 1:
         parser.error(f"--batches must be at least 1, got {args.batches}")
     if args.one:
         print(json.dumps(measure_model(args.one, args.batches, args.data_dir,
-                                       args.train_only)))
+                                       args.train_only, args.setting, args.profile_one)))
         return 0
 
     names = ordered(args.models.split(",") if args.models else list(MODELS))
-    unknown = [n for n in names if n not in MODELS]
+    profiled = ordered(args.profile.split(",")) if args.profile else []
+    unknown = [n for n in names + profiled if n not in MODELS]
     if unknown:
         parser.error(f"unknown model {unknown[0]!r}; registered: {', '.join(ordered(MODELS))}")
     from featint.compare import cpu_model
@@ -354,6 +385,30 @@ def main(argv: list[str] | None = None) -> int:
                 old, new = row["before_examples_per_s"], row["train_examples_per_s"]
                 print(f"{row['model']:<16}{old:>10,.0f}{new:>10,.0f}{new / old:>9.2f}x")
     before_dir.cleanup()
+
+    # the figures above train every model as it was set before tuning; where the comparison
+    # now trains another model (another size, width, k), that one's throughput too
+    from featint.tuning import SPACES
+
+    reference = reference_budget(SPACES)
+    changed = [n for n in names if model_hparams(n, Budget()) != model_hparams(n, reference)]
+    if changed:
+        print("\nTraining throughput of the setting the comparison trains, where its model "
+              "differs from the one above (results/tuning)")
+        print(f"{'model':<16}{'setting':<40}{'ex/s':>10}")
+        for name in changed:
+            row = run_isolated(name, args.batches, args.data_dir, setting="chosen",
+                               extra=("--train-only",))
+            figures.setdefault("chosen", []).append(row)
+            text = (f"{row['train_examples_per_s']:>10,.0f}" if "error" not in row
+                    else f"  failed: {row['error']}")
+            print(f"{name:<16}{str(Budget().hparams_for(name)):<40}{text}")
+
+    for name in profiled:
+        row = run_isolated(name, args.batches, args.data_dir, extra=("--profile-one",))
+        print(f"\nWhere {name}'s training step spends its time ({args.batches} steps, "
+              f"the setting before tuning, torch.profiler, by self CPU time):")
+        print(row.get("profile", f"failed: {row.get('error')}"))
 
     print("\nFM pairwise term, batch 16, k 16: naive O(k n^2) vs sum-square O(k n)")
     rows = fm_scaling()

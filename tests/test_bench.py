@@ -45,3 +45,22 @@ def test_epochs_run_reads_the_mean_epochs_of_trained_runs(bench, tmp_path):
             {"model": "popular", "epochs": 0, "history": []}]
     path.write_text(json.dumps({"runs": runs}))
     assert bench.epochs_run(path) == {"fm": 11.5}
+
+
+@pytest.mark.skipif(shutil.which("git") is None or not (REPO / ".git").exists(),
+                    reason="needs a git clone")
+def test_the_earlier_package_runs_in_its_subprocess(bench, ml, tmp_path, monkeypatch):
+    """The earlier revision has no featint.tuning: the subprocess falls back to its own
+    recorded settings instead of failing."""
+    monkeypatch.setenv("FEATINT_QUICK", "1")
+    old = bench.earlier_package(bench.BEFORE, tmp_path)
+    row = bench.run_isolated("linear", 1, None, old)
+    assert "error" not in row and row["train_examples_per_s"] > 0
+
+
+def test_profile_and_chosen_setting(bench, ml, monkeypatch):
+    monkeypatch.setenv("FEATINT_QUICK", "1")
+    row = bench.measure_model("fm", 1, None, profile=True)
+    assert "Self CPU" in row["profile"] and row["train_examples_per_s"] > 0
+    row = bench.measure_model("fm", 1, None, train_only=True, setting="chosen")
+    assert row["train_examples_per_s"] > 0
