@@ -687,8 +687,8 @@ seed_spread(results, ["mf", "fm"])
 # chosen), and so do the metric (an error on observed ratings against a rank among every
 # unwatched movie), the data (Netflix ratings, not MovieLens 100K), the
 # training signal (here, implicit feedback with sampled negatives, so the loss depends on which
-# negatives are drawn) and the tuning (here one shared budget, the learning rate chosen on
-# validation). The paper's qualitative point can be checked, and is above: a factorized pair
+# negatives are drawn) and the tuning (here one shared budget and the same number of
+# tuning trials for every model, each scored on validation). The paper's qualitative point can be checked, and is above: a factorized pair
 # weight is estimated where a free one cannot be (the Poly2 counts, the synthetic task).
 
 # %% tags=["remove-input"]

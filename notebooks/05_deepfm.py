@@ -726,8 +726,8 @@ show_table([
 # AUC on real negatives and top-10 hits in a full ranking reward different things.
 # The paper's Wide & Deep had no hand-made crosses (its point is that DeepFM needs none); this
 # book's Wide & Deep has four. The deep part here is narrower (for the ranking cost measured
-# above), and every model here got the same small search over three learning rates and the
-# same epoch cap, not a tuning per data set. And here a difference counts only when it holds
+# above), and every model here got the same small search (three settings from its own
+# space, the paper's among them) and the same epoch cap, not a tuning per data set. And here a difference counts only when it holds
 # over seeds ([chapter 08](08_comparison.ipynb)), not on one run.
 #
 # ## Summary
