@@ -801,6 +801,9 @@ display(Markdown("| | paper | here |\n| --- | --- | --- |\n"
 #   grouping the pairs and merging softmax summaries keeps it exact and affordable, but slow.
 # - At initialisation AFM is FM divided by the number of pairs, and most of its attention sits
 #   on context-only pairs that cannot rank: it starts far behind FM and has to learn its way out.
+# - Starting from a trained FM and attending over the ranking pairs only, with $\mathbf p$
+#   scaled to the number of pairs, are options of featint's AFM; the comparison tunes them
+#   like every model's settings (the table of AFM's trials shows what each is worth here).
 # - Compare models on validation or test metrics, never on training losses measured with and
 #   without dropout.
 #
