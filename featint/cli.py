@@ -1,6 +1,8 @@
 """The ``featint`` command (also ``python -m featint``).
 
 ``featint compare``  train every model under one budget, print the leaderboard, write results
+``featint leaderboard``  print the leaderboard of a finished comparison
+``featint tuning``   print each model's tuning trials on record and the setting chosen
 ``featint data``     find (or download) and verify MovieLens 100K, print the task's counts
 
 Argument mistakes end with a one-line message that names the problem and the fix, and exit
@@ -116,6 +118,18 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--markdown", action="store_true", help="a Markdown table")
     board.set_defaults(handler=run_leaderboard, parser=board)
 
+    tune = commands.add_parser(
+        "tuning", help="print the tuning trials on record: each model's chosen setting",
+        description="Print, per model, the trials of `make tune` on record (results/tuning): "
+                    "how many, the setting chosen on validation and its MRR, the paper's "
+                    "setting and its MRR, and the spread; as text or as a Markdown table "
+                    "(the one in the README).",
+    )
+    tune.add_argument("--tuning", type=Path, default=None, metavar="DIR",
+                      help="the folder of trial files (default: results/tuning)")
+    tune.add_argument("--markdown", action="store_true", help="a Markdown table")
+    tune.set_defaults(handler=run_tuning, parser=tune)
+
     data = commands.add_parser(
         "data", help="find, download if needed and verify MovieLens 100K",
         description="Locate MovieLens 100K (--data-dir, then $FEATINT_DATA_DIR, then the "
@@ -214,6 +228,20 @@ def run_leaderboard(args: argparse.Namespace, parser: argparse.ArgumentParser) -
     if not args.markdown:  # the Markdown table alone, as the README embeds it
         cap = found.results["settings"]["budget"]["epochs"]
         print(f"\nConvergence: {convergence_text(found.runs, cap)}.")
+    return 0
+
+
+def run_tuning(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """``featint tuning``: the trials of ``make tune`` on record, one line per model."""
+    from featint.report import format_tuning, trials_table, tuning_summary
+    from featint.tuning import TUNING_DIR
+
+    folder = args.tuning or TUNING_DIR
+    table = trials_table(folder)
+    if table.empty:
+        parser.error(f"no tuning trials in {folder}: run `make tune` first, or point "
+                     "--tuning at the folder it wrote")
+    print(format_tuning(tuning_summary(table), markdown=args.markdown))
     return 0
 
 

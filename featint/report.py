@@ -211,3 +211,38 @@ def plot_trials(table: pd.DataFrame, ax: Any, metric: str = "mrr") -> None:
     ax.scatter([], [], s=30, color="white", edgecolors="C0", label="other trials")
     ax.scatter([], [], s=110, facecolors="none", edgecolors="C3", label="the paper's setting")
     ax.legend(loc="lower right", fontsize=8)
+
+
+def tuning_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per model of :func:`trials_table`: its number of trials, the chosen setting
+    and its validation MRR, the paper's setting and its MRR, and the spread (best minus worst
+    validation MRR)."""
+    rows = {}
+    for name in ordered(list(table["model"].unique())):
+        t = table[table["model"] == name]
+        chosen, paper = t[t["chosen"]], t[t["paper"]]
+        rows[name] = {
+            "trials": len(t),
+            "chosen": chosen["setting"].iloc[0] if len(chosen) else "(incomplete)",
+            "valid MRR": chosen["mrr"].iloc[0] if len(chosen) else float("nan"),
+            "paper's setting": paper["setting"].iloc[0] if len(paper) else "-",
+            "its MRR": paper["mrr"].iloc[0] if len(paper) else float("nan"),
+            "spread": t["mrr"].max() - t["mrr"].min(),
+        }
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    frame.index.name = "model"
+    return frame
+
+
+def format_tuning(summary: pd.DataFrame, markdown: bool = False) -> str:
+    """:func:`tuning_summary` as text, or as a Markdown table (the README's)."""
+    shown = summary.copy()
+    for column in ("valid MRR", "its MRR", "spread"):
+        shown[column] = shown[column].map(lambda v: "-" if pd.isna(v) else f"{v:.4f}")
+    shown = shown.astype(str)
+    if not markdown:
+        return shown.to_string()
+    lines = ["| model | " + " | ".join(shown.columns) + " |",
+             "|---" * (len(shown.columns) + 1) + "|"]
+    lines += [f"| {name} | " + " | ".join(row) + " |" for name, row in shown.iterrows()]
+    return "\n".join(lines)

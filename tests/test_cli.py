@@ -261,8 +261,8 @@ def test_per_model_override_is_used_and_recorded(tmp_path, synthetic_task):
 
 def record_trials(folder: Path, name: str, scores: dict[str, float]) -> None:
     """A tuning file for ``name``: every setting of its space with the given MRR."""
-    trials = [{"label": label, "setting": SPACES[name][label], "valid_mrr": mrr}
-              for label, mrr in scores.items()]
+    trials = [{"label": label, "setting": SPACES[name][label],
+               **{f"valid_{m}": mrr for m in METRICS}} for label, mrr in scores.items()]
     folder.mkdir(parents=True, exist_ok=True)
     write_json(tuning_file(name, folder), {"format": TUNING_FORMAT, "trials": trials})
 
@@ -376,3 +376,13 @@ def test_convergence_text_names_runs_stopped_by_the_cap():
     assert "fm seed 0" not in text
     text = convergence_text(runs[:1], 50)
     assert "none by the 50-epoch cap" in text and "best epochs 12 to 12" in text
+
+
+def test_tuning_command_prints_each_models_choice(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(SPACES, "fm", {"a": {"lr": 5e-3}, "b": {"lr": 1e-2}})
+    record_trials(tmp_path, "fm", {"a": 0.1, "b": 0.3})
+    status, out, _ = run_cli(capsys, "tuning", "--tuning", str(tmp_path), "--markdown")
+    assert status == 0
+    assert "| fm | 2 | b | 0.3000 | - | - | 0.2000 |" in out
+    status, _, err = run_cli(capsys, "tuning", "--tuning", str(tmp_path / "none"))
+    assert status == 2 and "run `make tune` first" in err

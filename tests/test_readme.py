@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 from featint.compare import RESULTS_FILE, Comparison
-from featint.report import convergence_text, format_leaderboard
+from featint.report import (
+    convergence_text,
+    format_leaderboard,
+    format_tuning,
+    trials_table,
+    tuning_summary,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,3 +50,11 @@ def test_committed_results_converged_and_the_readme_says_so():
               if r.get("history") and r["best_epoch"] >= cap]
     assert not capped, f"runs stopped by the {cap}-epoch cap: {capped}"
     assert convergence_text(found.runs, cap) in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_readme_tuning_table_is_the_committed_trials():
+    """The README's tuning table is `featint tuning --markdown` over results/tuning."""
+    table = trials_table(ROOT / "results" / "tuning")
+    assert not table.empty, "no tuning trials committed"
+    text = format_tuning(tuning_summary(table), markdown=True)
+    assert text in (ROOT / "README.md").read_text(encoding="utf-8")
