@@ -36,6 +36,17 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def _seed_list(text: str) -> list[int]:
     fix = "give distinct non-negative integers separated by commas, e.g. --seeds 0,1,2"
     try:
@@ -91,6 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--patience", type=_positive_int, default=Budget.patience,
                      help="epochs without a better validation MRR before stopping "
                           f"(default {Budget.patience})")
+    cmp.add_argument("--valid-limit", type=_non_negative_int, default=Budget.valid_limit,
+                     metavar="N",
+                     help=f"validation examples ranked after every epoch for early stopping "
+                          f"(default {Budget.valid_limit}; 0: all)")
     cmp.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                      help="where to train (default auto: CUDA if available)")
     cmp.add_argument("--quick", action="store_true",
@@ -172,7 +187,8 @@ def run_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         result = compare(
             args.models, seeds, epochs=args.epochs, embed_dim=args.embed_dim,
             device=args.device, out_dir=args.out, quick=quick, data_dir=args.data_dir,
-            baselines=not args.no_baselines, patience=args.patience, resume=args.resume,
+            baselines=not args.no_baselines, patience=args.patience,
+            valid_limit=args.valid_limit or None, resume=args.resume,
             progress=not args.quiet,
         )
     except DataError as err:

@@ -350,6 +350,7 @@ def compare(
     baselines: bool = True,
     hparams: dict[str, dict[str, Any]] | None = None,
     patience: int = Budget.patience,
+    valid_limit: int | None = Budget.valid_limit,
     resume: bool = False,
     progress: bool = True,
     bootstrap_samples: int = 1000,
@@ -361,7 +362,7 @@ def compare(
     (see :func:`featint.evaluate.quick`); the results say so. ``task`` replaces loading
     MovieLens from ``data_dir`` (tests pass a synthetic task). ``hparams`` maps a model name to
     constructor overrides (default: the budget's settings, see :mod:`featint.tuning`); they are
-    recorded.
+    recorded. ``valid_limit``: the validation examples early stopping ranks (None: all).
     ``resume`` reuses the finished runs of a compatible earlier comparison in ``out_dir``.
 
     ``results.json`` holds: ``format``; ``complete`` (false while running); ``settings``
@@ -379,7 +380,8 @@ def compare(
     if baselines:
         names = list(BASELINES) + names
     seeds = [int(s) for s in seeds]
-    budget = Budget(epochs=epochs, embed_dim=embed_dim, patience=patience)
+    budget = Budget(epochs=epochs, embed_dim=embed_dim, patience=patience,
+                    valid_limit=valid_limit)
     _check_arguments(names, seeds, budget)
     if hparams is None:
         hparams = {n: budget.hparams_for(n) for n in names if budget.hparams_for(n)}

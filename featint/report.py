@@ -210,7 +210,7 @@ def plot_trials(table: pd.DataFrame, ax: Any, metric: str = "mrr") -> None:
     ax.scatter([], [], s=30, color="C0", label="chosen")
     ax.scatter([], [], s=30, color="white", edgecolors="C0", label="other trials")
     ax.scatter([], [], s=110, facecolors="none", edgecolors="C3", label="the paper's setting")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="lower left", fontsize=8)  # low MRR, bottom rows: an empty corner
 
 
 def tuning_summary(table: pd.DataFrame) -> pd.DataFrame:

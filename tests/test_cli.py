@@ -50,6 +50,8 @@ def run_cli(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
         (["--seeds", "1,1"], ["--seeds", "repeated"]),
         (["--seeds", "0,-1"], ["--seeds", "negative"]),
         (["--num-seeds", "0"], ["--num-seeds", "at least 1"]),
+        (["--valid-limit", "-5"], ["--valid-limit", "0 or more"]),
+        (["--valid-limit", "all"], ["--valid-limit", "whole number"]),
         (["--seeds", "0", "--num-seeds", "2"], ["not allowed with"]),
         (["--device", "tpu"], ["--device", "invalid choice"]),
         (["--data-dir", "/no/such/ml-100k"], ["/no/such/ml-100k", "does not exist",
@@ -386,3 +388,11 @@ def test_tuning_command_prints_each_models_choice(tmp_path, monkeypatch, capsys)
     assert "| fm | 2 | b | 0.3000 | - | - | 0.2000 |" in out
     status, _, err = run_cli(capsys, "tuning", "--tuning", str(tmp_path / "none"))
     assert status == 2 and "run `make tune` first" in err
+
+
+def test_valid_limit_reaches_the_budget(tmp_path, synthetic_task):
+    done = compare(["linear"], seeds=[0], epochs=1, baselines=False, out_dir=tmp_path,
+                   task=synthetic_task, progress=False, bootstrap_samples=50,
+                   valid_limit=None)
+    assert done.results["settings"]["budget"]["valid_limit"] is None
+    assert "all validation examples" in done.results["settings"]["budget_text"]
