@@ -550,11 +550,11 @@ for name, model, history in (("fm", fm, fm_history), ("afm", afm, afm_history)):
 # %% tags=["remove-input"]
 rates = ", ".join(f"{n} {budget.lr_for(n):g}" for n in MODELS)
 display(Markdown(
-    f"AFM's learning rate is {lr_afm:g} where most models use {budget.lr:g} (each "
-    f"model's rate is part of its setting, chosen on validation: {rates}). The "
-    "slow start above is why AFM needs a larger one: Adam moves each parameter by "
-    "about one learning rate per step, and AFM's embeddings and $\\mathbf p$ have "
-    "further to go than FM's."))
+    f"AFM trains with learning rate {lr_afm:g} (the shared default is {budget.lr:g}; "
+    f"each model's rate is part of the setting chosen for it on validation: {rates}). "
+    "A paper-style AFM needs the larger rate for the slow start above: Adam moves each "
+    "parameter by about one learning rate per step, and AFM's embeddings and "
+    "$\\mathbf p$ have further to go than FM's."))
 
 # %% [markdown]
 # The training curves. The left panel's losses are **not comparable** between the two models:
@@ -894,12 +894,12 @@ print(f"MRR relative to FM's: {mrr[f'afm from fm, p = {P}']:.0%} with p = {P}, "
 # $\mathbf p = \mathbf 1$ the copied pairwise term is divided by roughly $P$ (not exactly: with
 # FM's embeddings, which are not tiny, the attention is no longer uniform), so the ranking
 # rests mostly on FM's linear weights $w_i$. With $\mathbf p = P \cdot \mathbf 1$ the division
-# is undone, and the copied AFM should rank much like FM over the field vectors; what still
-# separates it from FM is the attention's departure from uniform and FM's pairs inside one
-# field (for the bags of genres; the history × history pairs are context-only and cannot rank
-# anyway). Training AFM from there, rather than from scratch (`pretrain="fm"` in featint's
-# AFM), starts it near FM's level
-# instead of far below it. To go further, continue training `warm`
+# is undone, but the copied AFM ranks like FM only as far as its attention is uniform, and
+# the untrained attention network, fed FM's large pair vectors, is far from uniform; FM's
+# pairs inside one field (for the bags of genres) are missing too (the history × history
+# pairs are context-only and cannot rank anyway). Training AFM from there (`pretrain="fm"`
+# in featint's AFM) starts it well above where AFM from scratch starts; the comparison's
+# AFM, trained so, comes back to about FM's level (the last printed ratio). To go further, continue training `warm`
 # with `fit(warm, task, **budget.fit_args("afm"))` and compare its validation MRR curve with
 # AFM's above (it takes about as long as training AFM from scratch).
 # :::
