@@ -595,7 +595,8 @@ and Avazu; won both Kaggle competitions | HR@10: FFM {value('ffm', 'hr@10')}, FM
 {value('fm', 'hr@10')} ({relation}; seed 0) |
 | negatives | the real non-clicks | {budget.num_negatives} movies per positive, drawn \
 uniformly from those not yet rated |
-| latent size $k$ | 4 | {ffm_k}, chosen on validation (the paper's 4 was one of the trials) |
+| latent size $k$ | 4 | {ffm_k}, chosen on validation (the paper's 4 was one of \
+the trials) |
 | regularisation | L2, $\\lambda = 2 \\cdot 10^{{-5}}$ | {decay_text} |
 | optimiser | AdaGrad-style SGD, learning rate 0.2, one instance at a time \
 | Adam, learning rate {budget.lr_for('ffm'):g}, batches of {budget.batch_size:,} |
