@@ -96,8 +96,11 @@ def format_leaderboard(table: pd.DataFrame, markdown: bool = False) -> str:
         line["rank s"] = f"{row['rank_seconds']:.1f}"
         cells[name] = line
     frame = pd.DataFrame.from_dict(cells, orient="index")
-    if not markdown:
-        return frame.to_string()
+    return markdown_table(frame) if markdown else frame.to_string()
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """A frame of strings as a Markdown table, its index as the first column, ``model``."""
     lines = ["| model | " + " | ".join(frame.columns) + " |",
              "|---" * (len(frame.columns) + 1) + "|"]
     lines += [f"| {name} | " + " | ".join(row) + " |" for name, row in frame.iterrows()]
@@ -240,9 +243,4 @@ def format_tuning(summary: pd.DataFrame, markdown: bool = False) -> str:
     for column in ("valid MRR", "its MRR", "spread"):
         shown[column] = shown[column].map(lambda v: "-" if pd.isna(v) else f"{v:.4f}")
     shown = shown.astype(str)
-    if not markdown:
-        return shown.to_string()
-    lines = ["| model | " + " | ".join(shown.columns) + " |",
-             "|---" * (len(shown.columns) + 1) + "|"]
-    lines += [f"| {name} | " + " | ".join(row) + " |" for name, row in shown.iterrows()]
-    return "\n".join(lines)
+    return markdown_table(shown) if markdown else shown.to_string()

@@ -50,7 +50,7 @@ def run_cli(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
         (["--seeds", "1,1"], ["--seeds", "repeated"]),
         (["--seeds", "0,-1"], ["--seeds", "negative"]),
         (["--num-seeds", "0"], ["--num-seeds", "at least 1"]),
-        (["--valid-limit", "-5"], ["--valid-limit", "0 or more"]),
+        (["--valid-limit", "-5"], ["--valid-limit", "at least 0"]),
         (["--valid-limit", "all"], ["--valid-limit", "whole number"]),
         (["--seeds", "0", "--num-seeds", "2"], ["not allowed with"]),
         (["--device", "tpu"], ["--device", "invalid choice"]),
