@@ -388,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # the figures above train every model as it was set before tuning; where the comparison
     # now trains another model (another size, width, k), that one's throughput too
-    from featint.tuning import SPACES, best, load_trials
+    from featint.tuning import SPACES, chosen_trial
 
     reference = reference_budget(SPACES)
     changed = [n for n in names if model_hparams(n, Budget()) != model_hparams(n, reference)]
@@ -402,8 +402,8 @@ def main(argv: list[str] | None = None) -> int:
             figures.setdefault("chosen", []).append(row)
             text = (f"{row['train_examples_per_s']:>10,.0f}" if "error" not in row
                     else f"  failed: {row['error']}")
-            trials = load_trials(name)
-            label = best(trials)["label"] if trials else str(Budget().hparams_for(name))
+            top = chosen_trial(name)
+            label = top["label"] if top else str(Budget().hparams_for(name))
             print(f"{name:<16}{label:<40}{text}")
 
     for name in profiled:

@@ -32,7 +32,15 @@ from featint.evaluate import metrics, quick, rank_examples
 from featint.files import atomic_open
 from featint.report import ordered
 from featint.task import NextMovieTask
-from featint.tuning import FORMAT, SPACES, TRIALS, TUNING_DIR, chosen, tuning_file
+from featint.tuning import (
+    FORMAT,
+    SPACES,
+    TRIALS,
+    TUNING_DIR,
+    chosen,
+    load_trials,
+    tuning_file,
+)
 
 
 def model_trial(task: NextMovieTask, name: str, label: str, setting: dict[str, Any],
@@ -76,8 +84,7 @@ def tune(task: NextMovieTask, names: list[str], folder: Path = TUNING_DIR,
         path = tuning_file(name, folder)
         old = json.loads(path.read_text()) if path.exists() else {}
         keep = old.get("source") == digest and old.get("quick") == quick()
-        trials = [t for t in old.get("trials", []) if keep
-                  and SPACES[name].get(t["label"]) == t["setting"]]
+        trials = load_trials(name, folder) if keep else []  # those still in the space
         if name in COUNTING and len(trials) < len(SPACES[name]):
             trials = choose(name, task, device=device).trials
             write(path, name, trials, digest)

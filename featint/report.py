@@ -14,6 +14,7 @@ import pandas as pd
 
 from featint.evaluate import HIGHER_IS_BETTER, LABELS, METRICS
 from featint.files import atomic_open
+from featint.tuning import PAPER, SPACES, chosen_trial, load_trials
 
 #: The order of the leaderboard and the charts: roughly the order of the notebooks, from no
 #: interactions to learned ones. Registered models not listed here follow, alphabetically.
@@ -174,13 +175,10 @@ def trials_table(folder: str | Path | None = None) -> pd.DataFrame:
     per (model, setting) in leaderboard order, with its validation metrics, whether it is the
     paper's setting and whether it was chosen, the epoch early stopping kept and the epochs
     run (0 for a counting baseline, which is not trained)."""
-    from featint.tuning import PAPER, SPACES, best, load_trials
-
     rows = []
     for name in ordered(list(SPACES)):
-        trials = load_trials(name, folder)
-        top = best(trials) if len(trials) == len(SPACES[name]) else None
-        for t in trials:
+        top = chosen_trial(name, folder)
+        for t in load_trials(name, folder):
             rows.append({"model": name, "setting": t["label"],
                          "paper": t["label"] == PAPER.get(name),
                          "chosen": top is not None and t["label"] == top["label"],

@@ -106,12 +106,19 @@ def best(trials: list[dict[str, Any]]) -> dict[str, Any]:
     return max(trials, key=lambda t: t["valid_mrr"])
 
 
+def chosen_trial(name: str, folder: str | Path | None = None) -> dict[str, Any] | None:
+    """Model ``name``'s best trial when all of its space's trials are on record, else None
+    (not tuned yet)."""
+    trials = load_trials(name, folder)
+    complete = {t["label"] for t in trials} == set(SPACES.get(name, {}))
+    return best(trials) if trials and complete else None
+
+
 def chosen(folder: str | Path | None = None) -> dict[str, dict[str, Any]]:
-    """Model -> its setting: the best trial on record when all of its space's trials are
-    (``make tune``), else the space's first setting."""
+    """Model -> its setting: its :func:`chosen_trial` (``make tune``), else the space's
+    first setting."""
     out = {}
     for name, space in SPACES.items():
-        trials = load_trials(name, folder)
-        complete = {t["label"] for t in trials} == set(space)
-        out[name] = dict(best(trials)["setting"] if complete else next(iter(space.values())))
+        top = chosen_trial(name, folder)
+        out[name] = dict(top["setting"] if top else next(iter(space.values())))
     return out
