@@ -7,20 +7,25 @@ BIN := $(VENV)/bin
 # torch is installed before the package so pip does not pick a multi-GB CUDA build; 2.13.0 is
 # the CPU wheel this project is developed with. Override with e.g. `make TORCH=torch setup`.
 TORCH ?= torch==2.13.0
-RESULTS ?= results
+# The comparison's record ships with the package (featint/records): `make run` rewrites it.
+RESULTS ?= featint/records/comparison
 BOOK_FLAGS := --config book/_config.yml --toc book/_toc.yml -W -n --keep-going
 
-.PHONY: setup run bench tune test lint unit notebooks book lab outputs clean
+.PHONY: setup run bench tune window test lint unit fast notebooks book lab outputs clean
 
 setup: $(VENV)/.ready
 
+# The wheelhouse holds the wheels of featint's dependencies (torch included), so that the
+# test of an installed featint (tests/test_installed.py) builds a fresh environment offline.
 $(VENV)/.ready: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install "$(TORCH)"
 	$(BIN)/python -m pip install -e ".[dev]"
+	$(BIN)/python -m pip download --quiet --dest $(VENV)/wheelhouse "$(TORCH)" ".[kernel]"
 	touch $@
 
-# All registered models, seeds 0 1 2, the shared budget (see featint/budget.py). Extra flags
+# All registered models, seeds 0 1 2, the shared budget (featint/config.py) and each model's
+# tuned setting; writes the comparison's record (featint/records/comparison). Extra flags
 # through COMPARE_FLAGS, e.g. `make run COMPARE_FLAGS=--resume` after an interruption.
 run: setup
 	$(BIN)/featint compare --out $(RESULTS) $(COMPARE_FLAGS)
@@ -32,20 +37,30 @@ run: setup
 bench: setup
 	$(BIN)/python benchmarks/bench.py $(BENCH_FLAGS)
 
-# The same tuning budget for every model: each setting of its search space (featint/tuning.py,
-# three per model) trained with seed 0 and scored on validation; every trial goes to
-# results/tuning/, which `make run` reads (long: about 40 minutes on 2 cores; trials on
-# record are not rerun; `make tune TUNE_FLAGS="--device cuda"` on a GPU).
+# The same tuning budget for every model: each setting of its search space (featint/tuning.py)
+# trained with seed 0 and scored on validation; every trial goes to featint/records/tuning,
+# which training reads (long; trials on record are not rerun;
+# `make tune TUNE_FLAGS="--device cuda"` on a GPU).
 tune: setup
 	$(BIN)/python benchmarks/tune.py $(TUNE_FLAGS)
 
-test: setup lint precommit unit notebooks book
+# Protocol v3's history window, chosen on validation with FM and MF over seeds 0-2
+# (featint/records/protocol/window.json; book/protocol.md shows the curve).
+window: setup
+	$(BIN)/python benchmarks/window.py $(WINDOW_FLAGS)
+
+# Everything, the book built once (by tests/test_book.py, inside `unit`).
+test: setup lint precommit unit notebooks
 
 lint: setup
 	$(BIN)/ruff check .
 
 unit: setup
 	$(BIN)/pytest tests
+
+# The fast unit tests, about a minute: what to run while you work (CONTRIBUTING.md).
+fast: setup
+	OMP_NUM_THREADS=1 $(BIN)/pytest tests -m "not slow" -q
 
 # Every notebook executes top to bottom in quick mode; asserts inside the notebooks check the
 # numbers, so outputs are not compared (--nbval-lax).
@@ -78,5 +93,6 @@ lab: setup
 precommit: setup
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pre-commit run --all-files --show-diff-on-failure
 
+# Build outputs only: the records in featint/records are the project's results, kept.
 clean:
-	rm -rf _build $(RESULTS) .pytest_cache
+	rm -rf _build .pytest_cache

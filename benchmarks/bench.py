@@ -22,7 +22,7 @@ not count against the next):
 Then the cost of FM's pairwise term, naive O(k n^2) (all pairs through the Gram matrix of the
 ``x_i v_i``) against the sum-square trick O(k n) of :func:`featint.layers.fm_interaction`, as the
 number of non-zero features n grows. Last, the main command (every model, one seed): by default
-read from the results of the last ``make run`` (``results/results.json``: the training and test
+read from the results of the last ``make run`` (the comparison's record: the training and test
 ranking seconds of each seed's runs, recorded as they ran; their mean over seeds), or, with
 ``--main run``, timed here end to end (``featint compare --seeds 0``: data loading and
 bootstrap included; long).
@@ -47,7 +47,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from featint.budget import Budget, model_hparams
 from featint.compare import RESULTS_FILE
 from featint.evaluate import rank_examples
 from featint.layers import fm_interaction
@@ -59,6 +58,9 @@ FAST_MODELS = ("fm", "ffm", "nfm")
 RANK_TARGET_ANY = 60.0
 MAIN_TARGET = 600.0  # all models, one seed
 REPO = Path(__file__).resolve().parents[1]
+#: The comparison's record (no import of it: this script also runs over earlier revisions of
+#: featint, where the module that names it did not exist).
+COMPARISON = REPO / "featint" / "records" / "comparison"
 #: The last commit before the speed work of the "equal footing" issue: the baseline that
 #: ``make bench`` measures the training throughput against.
 BEFORE = "dfa391c"
@@ -79,9 +81,32 @@ def peak_rss_mb() -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024
 
 
-def reference_budget(spaces: dict) -> Budget:
-    """The comparison's budget with every model set as before tuning (each space's first)."""
-    return Budget(settings={n: next(iter(space.values())) for n, space in spaces.items()})
+def model_setup(name: str, setting: str = "before") -> tuple[float, int, int, dict]:
+    """Learning rate, batch size, negatives and constructor arguments of model ``name`` in
+    whichever ``featint`` is imported: this revision's ("before": its search space's first
+    setting, the model earlier code trained, so that both measure the same; "chosen": the
+    setting the comparison trains), or an earlier revision's (its own settings)."""
+    try:
+        from featint.training import fit_args, model_hparams, setting_of
+        from featint.tuning import SPACES
+    except ImportError:  # a revision before featint.training: featint.budget
+        from featint.budget import Budget
+        from featint.budget import model_hparams as old_hparams
+        try:
+            from featint.tuning import SPACES
+            budget = Budget() if setting == "chosen" else Budget(
+                settings={n: next(iter(sp.values())) for n, sp in SPACES.items()})
+            hparams = old_hparams(name, budget)
+        except ImportError:  # before featint.tuning
+            from featint.budget import TUNED_HPARAMS
+            budget = Budget()
+            hparams = old_hparams(name, budget, TUNED_HPARAMS.get(name))
+        return budget.lr_for(name), budget.batch_size, budget.num_negatives, hparams
+    chosen = setting_of(name) if setting == "chosen" else next(
+        iter(SPACES.get(name, {"": {}}).values()))
+    args = fit_args(name, setting=chosen)
+    return (args["lr"], args["batch_size"], args["num_negatives"],
+            model_hparams(name, setting=chosen))
 
 
 def measure_model(name: str, batches: int, data_dir: str | None,
@@ -95,27 +120,18 @@ def measure_model(name: str, batches: int, data_dir: str | None,
 
     task = featint.build_task(featint.load_movielens(data_dir))
     base_rss = current_rss_mb()
-    if "settings" not in Budget.__dataclass_fields__:  # an earlier revision: its settings
-        from featint.budget import TUNED_HPARAMS
-        budget = Budget()
-        hparams = model_hparams(name, budget, TUNED_HPARAMS.get(name))
-    else:
-        from featint.tuning import SPACES
-        # "before": each space's first setting, the model the earlier code trained, so that
-        # both measure the same; "chosen": the setting the comparison trains (results/tuning)
-        budget = Budget() if setting == "chosen" else reference_budget(SPACES)
-        hparams = model_hparams(name, budget)
+    lr, batch_size, num_negatives, hparams = model_setup(name, setting)
     model = build_model(name, task, seed=0, **hparams)
     if hasattr(featint.train, "adam"):  # the optimiser fit uses, where the package has one
-        optimizer = featint.train.adam(model, budget.lr_for(name))
+        optimizer = featint.train.adam(model, lr)
     else:
-        optimizer = torch.optim.Adam(model.parameters(), lr=budget.lr_for(name))
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     rng = np.random.default_rng(0)
     order = length_bucketed_batches(rng.permutation(task.examples("fit")), task.t,
-                                    budget.batch_size, rng)
+                                    batch_size, rng)
     warmup = 2
     steps = order[: warmup + batches]
-    labels = torch.zeros(1 + budget.num_negatives)
+    labels = torch.zeros(1 + num_negatives)
     labels[0] = 1.0
     model.train()
     pairs = 0
@@ -125,7 +141,7 @@ def measure_model(name: str, batches: int, data_dir: str | None,
             start, pairs = time.perf_counter(), 0
             if profile:
                 profiler.__enter__()
-        negatives = task.sample_negatives(ex, budget.num_negatives, rng)
+        negatives = task.sample_negatives(ex, num_negatives, rng)
         candidates = torch.from_numpy(np.column_stack([task.target[ex], negatives]))
         logits = model(task.context(ex), candidates)
         loss = torch.nn.functional.binary_cross_entropy_with_logits(
@@ -140,10 +156,10 @@ def measure_model(name: str, batches: int, data_dir: str | None,
         table = profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=12,
                                               max_name_column_width=40)
         return {"model": name, "profile": table,
-                "train_examples_per_s": pairs / (1 + budget.num_negatives) / train_seconds}
+                "train_examples_per_s": pairs / (1 + num_negatives) / train_seconds}
     if train_only:
         return {"model": name, "train_examples_per_s":
-                pairs / (1 + budget.num_negatives) / train_seconds}
+                pairs / (1 + num_negatives) / train_seconds}
     test = task.examples("test")
     start = time.perf_counter()
     rank_examples(model, task, test)
@@ -152,7 +168,7 @@ def measure_model(name: str, batches: int, data_dir: str | None,
         "model": name,
         "params": count_parameters(model),
         "train_pairs_per_s": pairs / train_seconds,
-        "train_examples_per_s": pairs / (1 + budget.num_negatives) / train_seconds,
+        "train_examples_per_s": pairs / (1 + num_negatives) / train_seconds,
         "rank_seconds": rank_seconds,
         "rank_examples": len(test),
         "fit_examples": len(task.examples("fit")),
@@ -299,8 +315,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--main", choices=("results", "run", "skip"), default="results",
                         help="main command time: from the results of `make run` (default), "
                              "timed here (long), or left out")
-    parser.add_argument("--results", type=Path, default=REPO / "results" / RESULTS_FILE,
-                        help="results file for --main results (default results/results.json)")
+    parser.add_argument("--results", type=Path, default=COMPARISON / RESULTS_FILE,
+                        help="results file for --main results (default: the comparison's "
+                             "record)")
     parser.add_argument("--keep", type=Path, default=None,
                         help="--main run: keep its results here instead of a temp folder")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
@@ -343,7 +360,9 @@ def main(argv: list[str] | None = None) -> int:
     figures: dict[str, object] = {"models": []}
     head = (f"{'model':<16}{'params':>10}{'train ex/s':>12}{'pairs/s':>10}{'epoch s':>9}"
             f"{'rank s':>9}{'target':>8}{'':>6}{'base MB':>9}{'peak MB':>9}")
-    limit = Budget().valid_limit
+    from featint.config import BUDGET
+
+    limit = BUDGET.valid_limit
     print("Per model: training throughput (1 + 4 negatives per example), estimated epoch (one "
           "pass over the fit examples + ranking "
           + ("the validation set" if limit is None else f"{limit} validation examples")
@@ -388,13 +407,12 @@ def main(argv: list[str] | None = None) -> int:
 
     # the figures above train every model as it was set before tuning; where the comparison
     # now trains another model (another size, width, k), that one's throughput too
-    from featint.tuning import SPACES, chosen_trial
+    from featint.tuning import chosen_trial
 
-    reference = reference_budget(SPACES)
-    changed = [n for n in names if model_hparams(n, Budget()) != model_hparams(n, reference)]
+    changed = [n for n in names if model_setup(n, "chosen")[3] != model_setup(n)[3]]
     if changed:
         print("\nTraining throughput of the setting the comparison trains, where its model "
-              "differs from the one above (results/tuning)")
+              "differs from the one above (the tuning record)")
         print(f"{'model':<16}{'setting':<40}{'ex/s':>10}")
         for name in changed:
             row = run_isolated(name, args.batches, args.data_dir, setting="chosen",
@@ -403,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
             text = (f"{row['train_examples_per_s']:>10,.0f}" if "error" not in row
                     else f"  failed: {row['error']}")
             top = chosen_trial(name)
-            label = top["label"] if top else str(Budget().hparams_for(name))
+            label = top["label"] if top else "(not tuned)"
             print(f"{name:<16}{label:<40}{text}")
 
     for name in profiled:
@@ -428,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
 
     measured = [r for r in figures["models"] if "error" not in r]
     if measured:
-        cap = Budget().epochs
+        cap = BUDGET.epochs
         worst = sum(cap * r["epoch_seconds"] + r["rank_seconds"] for r in measured)
         print(f"\nEstimate of the main command, one seed, every model to the {cap}-epoch cap "
               f"(early stopping only shortens it): {worst:.0f} s "

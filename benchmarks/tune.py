@@ -2,13 +2,15 @@
 
 For every model and every setting of its search space (:data:`featint.tuning.SPACES`: the
 same number for every model, the paper's recommended setting among them), train with the
-comparison's budget (:class:`featint.budget.Budget`: epoch cap, early stopping on the
-validation subsample, batches, negatives) and seed 0 through the model cache, then rank the
-*whole* validation set with the restored weights; a counting baseline is built from the fit
-period instead. The test set is never looked at. Each model's trials go to
-``results/tuning/<model>.json`` as they finish; :func:`featint.tuning.chosen` picks the best
-validation MRR from there, and ``featint compare`` trains with it (its seed-0 run is the
-chosen trial itself, read back from the model cache).
+comparison's budget (:class:`featint.config.Budget`: epoch cap, early stopping on the
+validation subsample, batches, negatives) and seed 0 through the model cache
+(:func:`featint.training.trained`), then rank the *whole* validation set with the restored
+weights; a counting baseline is built from the fit period instead. The test set is never
+looked at. Each model's trials go to ``featint/records/tuning/<model>.json`` (package data:
+an installed featint trains the same settings) as they finish;
+:func:`featint.training.setting_of` picks the best validation MRR from there, and ``featint
+compare`` trains with it (its seed-0 run is the chosen trial itself, read back from the model
+cache).
 
 A trial already on record with the same setting and the same training code is not run
 again, so an interrupted ``make tune`` continues where it stopped, and several processes can
@@ -26,29 +28,22 @@ from typing import Any
 
 import featint
 from featint.baselines import COUNTING, choose
-from featint.budget import Budget
-from featint.cache import source_digest, trained
-from featint.evaluate import metrics, quick, rank_examples
+from featint.config import BUDGET, current
+from featint.evaluate import metrics, rank_examples
 from featint.files import atomic_open
 from featint.report import ordered
 from featint.task import NextMovieTask
-from featint.tuning import (
-    FORMAT,
-    SPACES,
-    TRIALS,
-    TUNING_DIR,
-    chosen,
-    load_trials,
-    tuning_file,
-)
+from featint.training import describe, source_digests, trained
+from featint.tuning import FORMAT, SPACES, TRIALS, TUNING_DIR, load_trials, tuning_file
 
 
 def model_trial(task: NextMovieTask, name: str, label: str, setting: dict[str, Any],
                 folder: Path, device: str, seed: int = 0, progress: bool = True) -> dict:
     """Train ``name`` with ``setting`` under the comparison's budget; its validation record."""
-    budget = Budget(settings={**chosen(folder), name: setting})
+    budget = BUDGET
     start = time.perf_counter()
-    model, history = trained(name, task, seed, budget, device=device, progress=progress)
+    model, history = trained(name, task, seed, budget, setting, device=device,
+                             progress=progress)
     valid = metrics(rank_examples(model, task, task.examples("valid"), device=device))
     return {"label": label, "setting": setting,
             **{f"valid_{k}": v for k, v in valid.items()},
@@ -61,7 +56,7 @@ def model_trial(task: NextMovieTask, name: str, label: str, setting: dict[str, A
 def write(path: Path, name: str, trials: list[dict], digest: str) -> None:
     """One model's trials, atomically (so an interrupted run leaves a whole file)."""
     record = {"format": FORMAT, "model": name, "trials_per_model": TRIALS, "source": digest,
-              "quick": quick(), "budget": Budget(settings={}).describe(), "trials": trials}
+              "quick": current().quick, "budget": describe(BUDGET), "trials": trials}
     with atomic_open(path, "w") as f:
         json.dump(record, f, indent=1)
         f.write("\n")
@@ -75,15 +70,20 @@ def _print(name: str, t: dict) -> None:
           flush=True)
 
 
+def digest_text() -> str:
+    """One text for the code the trials were trained with (the model cache's digests)."""
+    return " ".join(f"{k}:{v}" for k, v in source_digests().items())
+
+
 def tune(task: NextMovieTask, names: list[str], folder: Path = TUNING_DIR,
          device: str = "cpu", progress: bool = True) -> dict[str, list[dict]]:
     """Run every missing trial of ``names``; returns each model's trials."""
     folder.mkdir(parents=True, exist_ok=True)
-    digest, out = source_digest(), {}
+    digest, out = digest_text(), {}
     for name in names:
         path = tuning_file(name, folder)
         old = json.loads(path.read_text()) if path.exists() else {}
-        keep = old.get("source") == digest and old.get("quick") == quick()
+        keep = old.get("source") == digest and old.get("quick") == current().quick
         trials = load_trials(name, folder) if keep else []  # those still in the space
         if name in COUNTING and len(trials) < len(SPACES[name]):
             trials = choose(name, task, device=device).trials
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--data-dir", default=None, help="the ml-100k folder")
     parser.add_argument("--out", type=Path, default=TUNING_DIR,
-                        help="folder of the trial files (default: results/tuning)")
+                        help="folder of the trial files (default: featint's record)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     names = ordered(args.models.split(",") if args.models else list(SPACES))

@@ -2,14 +2,14 @@
 the baseline ladder, set a chapter's seed-0 run beside the seeds of the comparison, and plot
 training curves.
 
-The chapters train their models with :func:`featint.cache.trained`, the comparison's budget and
-settings, so their seed-0 numbers are the comparison's seed-0 numbers (``results/``, written by
-``make run``); :func:`seed_spread` shows the other seeds beside them.
+The chapters train their models with :func:`featint.training.trained`, the comparison's budget
+and settings, so their seed-0 numbers are the comparison's seed-0 numbers (the comparison's
+record, written by ``make run`` and shipped with featint: :func:`load_comparison`);
+:func:`seed_spread` shows the other seeds beside them.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -19,78 +19,88 @@ from torch import nn
 
 from featint.baselines import RandomScores, choose
 from featint.compare import Comparison
-from featint.evaluate import HIGHER_IS_BETTER, LABELS, Evaluation, evaluate, leaderboard, quick
-from featint.report import BASELINES
-from featint.task import PROTOCOL, NextMovieTask
+from featint.config import RECORDS, Config, current
+from featint.evaluate import HIGHER_IS_BETTER, LABELS, Evaluation, evaluate
+from featint.report import BASELINES, LADDER, evaluation_table
+from featint.task import PROTOCOL, WINDOWS, NextMovieTask
 from featint.train import History
+from featint.tuning import RecordError
 
-#: The baselines a chapter sets its models beside, bottom rung first: the comparison's own.
-LADDER = BASELINES
+#: The comparison's record shipped with featint (``make run`` writes it).
+COMPARISON = RECORDS / "comparison"
 
 
-def ladder(task: NextMovieTask) -> dict[str, nn.Module]:
-    """The untrained baselines, built as the comparison builds them (settings chosen on
-    validation; quick mode: on 1,000 validation examples)."""
-    limit = 1000 if quick() else None
+def baselines(task: NextMovieTask, config: Config | None = None) -> dict[str, nn.Module]:
+    """The untrained rungs of the ladder (:data:`featint.report.BASELINES`), built as the
+    comparison builds them: their settings chosen on validation (quick mode: on the quick
+    number of validation examples)."""
+    config = config or current()
+    limit = config.sizes.valid_examples if config.quick else None
     found: dict[str, nn.Module] = {"random": RandomScores(seed=0)}
-    for name in LADDER[1:]:
+    for name in BASELINES[1:]:
         found[name] = choose(name, task, valid_limit=limit).model
     return found
 
 
 def evaluate_all(task: NextMovieTask, models: dict[str, nn.Module],
-                 baselines: bool = True) -> dict[str, Evaluation]:
-    """Each model (and, with ``baselines``, each rung of :data:`LADDER`) ranked on the whole
-    test set (quick mode: 2,000 examples) with its 95% bootstrap intervals."""
-    everything = {**(ladder(task) if baselines else {}), **models}
+                 with_baselines: bool = True) -> dict[str, Evaluation]:
+    """Each model (and, with ``with_baselines``, each untrained rung of the ladder) ranked on
+    the whole test set (quick mode: the quick test size) with its 95% bootstrap intervals."""
+    everything = {**(baselines(task) if with_baselines else {}), **models}
     return {name: evaluate(model, task, progress=False) for name, model in everything.items()}
 
 
 def results_table(results: dict[str, Evaluation]) -> pd.DataFrame:
-    """The leaderboard of :func:`evaluate_all`: every metric as ``value [lo, hi]``."""
-    return leaderboard({name: ev.row() for name, ev in results.items()})
+    """The leaderboard of :func:`evaluate_all`: every metric as ``value [lo, hi]``, in
+    leaderboard order (:func:`featint.report.evaluation_table`)."""
+    return evaluation_table(results)
 
 
-def results_folder() -> Path:
-    """``$FEATINT_RESULTS``, else ``results/`` of the repository the notebook runs in."""
-    if "FEATINT_RESULTS" in os.environ:
-        return Path(os.environ["FEATINT_RESULTS"])
-    for folder in [Path.cwd(), *Path.cwd().parents]:
-        if (folder / "pyproject.toml").exists():
-            return folder / "results"
-    return Path.cwd() / "results"
+def results_folder(config: Config | None = None) -> Path:
+    """The comparison the chapters read: ``FEATINT_RESULTS`` where it is set, else the record
+    shipped with featint (:data:`COMPARISON`)."""
+    config = config or current()
+    return config.results if config.results is not None else COMPARISON
 
 
-def load_comparison(folder: str | Path | None = None) -> tuple[Comparison | None, str]:
-    """The finished comparison of ``folder`` (default :func:`results_folder`) that follows
-    featint's protocol, and a sentence that says what was found (or why nothing can be used).
-    Results of another protocol are never returned: they would be mixed with this one's."""
+def load_comparison(folder: str | Path | None = None) -> tuple[Comparison, str]:
+    """The finished comparison of ``folder`` (default :func:`results_folder`) and a sentence
+    that says where it comes from. It must follow featint's protocol and history window and
+    be a real run: a missing, unfinished, quick-mode or other-protocol record is a
+    :class:`featint.tuning.RecordError` that says how to make the right one (results of
+    another protocol are never mixed with this one's)."""
     folder = Path(folder) if folder is not None else results_folder()
+    fix = (f"run `make run` (or `featint compare --out {folder}`), or point FEATINT_RESULTS "
+           f"at a finished comparison")
     try:
         found = Comparison.load(folder)
-    except (OSError, ValueError):
-        return None, "No comparison results found: run `make run` to see the other seeds."
+    except (OSError, ValueError) as err:
+        raise RecordError(f"no comparison record in {folder} ({err}). Fix: {fix}") from None
     if not found.results["complete"]:
-        return None, "The comparison in results/ did not finish; continue it with `make run`."
-    if found.protocol != PROTOCOL:
-        return None, (f"results/ holds protocol v{found.protocol} results, not v{PROTOCOL}: "
-                      "not shown (they are not comparable); rerun `make run`.")
+        raise RecordError(f"the comparison in {folder} did not finish. Fix: {fix} "
+                          f"(--resume continues it)")
+    if found.protocol != PROTOCOL or found.window != WINDOWS[PROTOCOL]:
+        raise RecordError(
+            f"{folder} holds results of protocol v{found.protocol} (history window "
+            f"{found.window}), featint follows v{PROTOCOL} (window {WINDOWS[PROTOCOL]}): "
+            f"they are not comparable. Fix: {fix}")
     if found.results["settings"]["quick"]:
-        return None, "results/ holds a quick-mode smoke test, not results: not shown."
-    return found, "From results/ (`make run`): every seed of the comparison."
+        raise RecordError(f"{folder} holds a quick-mode smoke test, not results. Fix: {fix}")
+    where = "featint's record" if folder == COMPARISON else str(folder)
+    return found, f"From {where} (`make run`): every seed of the comparison."
 
 
 def seed_spread(results: dict[str, Evaluation], names: list[str] | tuple[str, ...],
                 metric: str = "hr@10", folder: str | Path | None = None) -> pd.DataFrame:
     """This chapter's test ``metric`` (seed 0) for each of ``names`` beside the comparison's:
     its seed-0 value, mean and standard deviation over seeds, and each seed. Prints where the
-    comparison's numbers come from; without usable results only this chapter's column."""
+    comparison's numbers come from."""
     comparison, note = load_comparison(folder)
     print(note)
     rows = {}
     for name in names:
         row: dict[str, Any] = {"this chapter (seed 0)": results[name].metrics[metric]}
-        agg = comparison.aggregates.get(name) if comparison is not None else None
+        agg = comparison.aggregates.get(name)
         if agg is not None:
             per_seed = {r["seed"]: r["metrics"][metric] for r in comparison.runs
                         if r["model"] == name}

@@ -4,6 +4,7 @@
 ``featint leaderboard``  print the leaderboard of a finished comparison
 ``featint tuning``   print each model's tuning trials on record and the setting chosen
 ``featint data``     find (or download) and verify MovieLens 100K, print the task's counts
+``featint cache``    list the trained models kept in the model cache, or prune the stale ones
 
 Argument mistakes end with a one-line message that names the problem and the fix, and exit
 status 2 (the argparse convention), never a traceback.
@@ -16,7 +17,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from featint.budget import Budget
+from featint.config import BUDGET, QuickSizes
 from featint.data import ENV_VAR, DataError
 from featint.models import MODELS
 from featint.report import BASELINES, ordered
@@ -89,23 +90,24 @@ def build_parser() -> argparse.ArgumentParser:
                        help="training seeds, e.g. 0,1,2 (default)")
     seeds.add_argument("--num-seeds", type=_positive_int, default=None, metavar="N",
                        help="use seeds 0..N-1")
-    cmp.add_argument("--epochs", type=_positive_int, default=Budget.epochs,
-                     help=f"epoch cap per model (default {Budget.epochs}; early stopping may "
+    cmp.add_argument("--epochs", type=_positive_int, default=BUDGET.epochs,
+                     help=f"epoch cap per model (default {BUDGET.epochs}; early stopping may "
                           "end sooner)")
-    cmp.add_argument("--embed-dim", type=_positive_int, default=16,
-                     help="embedding size of every model (default 16)")
-    cmp.add_argument("--patience", type=_positive_int, default=Budget.patience,
+    cmp.add_argument("--embed-dim", type=_positive_int, default=BUDGET.embed_dim,
+                     help=f"embedding size of every model (default {BUDGET.embed_dim})")
+    cmp.add_argument("--patience", type=_positive_int, default=BUDGET.patience,
                      help="epochs without a better validation MRR before stopping "
-                          f"(default {Budget.patience})")
-    cmp.add_argument("--valid-limit", type=_non_negative_int, default=Budget.valid_limit,
+                          f"(default {BUDGET.patience})")
+    cmp.add_argument("--valid-limit", type=_non_negative_int, default=BUDGET.valid_limit,
                      metavar="N",
                      help=f"validation examples ranked after every epoch for early stopping "
-                          f"(default {Budget.valid_limit}; 0: all)")
-    cmp.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                     help="where to train (default auto: CUDA if available)")
+                          f"(default {BUDGET.valid_limit}; 0: all)")
+    cmp.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
+                     help="where to train (default: FEATINT_DEVICE, else cpu; auto: CUDA if "
+                          "available)")
     cmp.add_argument("--quick", action="store_true",
-                     help="smoke test: at most 2 epochs on 4096 examples, 2000 test examples "
-                          "(also set by FEATINT_QUICK=1)")
+                     help=f"smoke test: {QuickSizes().describe()} (also set by "
+                          "FEATINT_QUICK=1)")
     cmp.add_argument("--out", type=Path, default=Path("results"), metavar="DIR",
                      help="output folder (default results)")
     cmp.add_argument("--data-dir", type=Path, default=None, metavar="PATH",
@@ -130,13 +132,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     tune = commands.add_parser(
         "tuning", help="print the tuning trials on record: each model's chosen setting",
-        description="Print, per model, the trials of `make tune` on record (results/tuning): "
+        description="Print, per model, the trials of `make tune` on record (the tuning record "
+                    "shipped with featint, featint/records/tuning): "
                     "how many, the setting chosen on validation and its MRR, the paper's "
                     "setting and its MRR, and the spread; as text or as a Markdown table "
                     "(the one in the README).",
     )
     tune.add_argument("--tuning", type=Path, default=None, metavar="DIR",
-                      help="the folder of trial files (default: results/tuning)")
+                      help="the folder of trial files (default: featint's record)")
     tune.add_argument("--markdown", action="store_true", help="a Markdown table")
     tune.set_defaults(handler=run_tuning, parser=tune)
 
@@ -151,6 +154,21 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--no-download", action="store_true",
                       help="fail instead of downloading when no local copy exists")
     data.set_defaults(handler=run_data, parser=data)
+
+    cache = commands.add_parser(
+        "cache", help="list the trained models in the model cache, or prune stale ones",
+        description="The model cache keeps every trained model with its key (featint/"
+                    "training.py). --list shows each entry and whether the current code and "
+                    "versions can read it back; --prune removes the ones they cannot.",
+    )
+    action = cache.add_mutually_exclusive_group()
+    action.add_argument("--list", action="store_true", help="list the entries (the default)")
+    action.add_argument("--prune", action="store_true",
+                        help="remove entries of other code, torch or numpy versions")
+    cache.add_argument("--folder", type=Path, default=None, metavar="DIR",
+                       help="the cache folder (default: $FEATINT_MODEL_CACHE, else models/ "
+                            "in the user cache)")
+    cache.set_defaults(handler=run_cache, parser=cache)
     return parser
 
 
@@ -165,6 +183,7 @@ def run_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     """``featint compare``: run, print the leaderboard and the files written."""
     from featint.compare import RESULTS_FILE, CompareError, compare
     from featint.report import convergence_text, format_leaderboard, hparams_text
+    from featint.tuning import RecordError
 
     _check_data_dir(parser, args.data_dir)
     if args.out.exists() and not args.out.is_dir():
@@ -175,6 +194,12 @@ def run_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         if not torch.cuda.is_available():
             parser.error("--device cuda: CUDA is not available on this machine or torch "
                          "build; use --device cpu (or auto)")
+    from featint.config import ConfigError, from_env
+
+    try:
+        config = from_env()
+    except ConfigError as err:
+        parser.error(str(err))
     seeds = (args.seeds if args.seeds is not None
              else list(range(args.num_seeds)) if args.num_seeds is not None else [0, 1, 2])
     quick = True if args.quick else None
@@ -184,9 +209,9 @@ def run_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
             device=args.device, out_dir=args.out, quick=quick, data_dir=args.data_dir,
             baselines=not args.no_baselines, patience=args.patience,
             valid_limit=args.valid_limit or None, resume=args.resume,
-            progress=not args.quiet,
+            progress=not args.quiet, config=config,
         )
-    except DataError as err:
+    except (DataError, RecordError) as err:
         parser.error(str(err))
     except CompareError as err:  # settings compare() rejects, e.g. an incompatible --resume
         parser.error(str(err))
@@ -197,17 +222,17 @@ def run_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     settings = result.results["settings"]
     print()
     if settings["quick"]:
-        print("QUICK MODE: a smoke test (at most 2 epochs on 4096 fit examples, 2000 test "
-              "examples), not results to report.")
+        print(f"QUICK MODE: a smoke test ({QuickSizes(**settings['config']['sizes']).describe()}"
+              "), not results to report.")
     print(f"Leaderboard: next-movie test set ({settings['num_test_examples']:,} examples), "
           f"mean over seeds {', '.join(map(str, settings['seeds']))}; "
           f"[95% bootstrap interval over test examples]")
     print(format_leaderboard(result.leaderboard()))
     print(f"\nConvergence: {convergence_text(result.runs, settings['budget']['epochs'])}.")
     print(f"Budget: {settings['budget_text']}.")
-    if settings["hparams"]:
-        print("Per-model constructor arguments (chosen on validation): "
-              + hparams_text(settings["hparams"]))
+    chosen = {n: s for n, s in settings["settings"].items() if s}
+    if chosen:
+        print("Per-model settings (chosen on validation): " + hparams_text(chosen))
     print(f"\nWrote to {args.out}/:")
     for path in result.files:
         if path.parent == args.out:
@@ -279,6 +304,35 @@ def run_data(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         print(f"The counts differ from protocol v{task.protocol} ("
               + ", ".join(f"{k} {v:,}" for k, v in PROTOCOL_COUNTS.items()) + ").")
         return 1
+    return 0
+
+
+def run_cache(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """``featint cache``: what the model cache holds, or prune what is stale."""
+    from featint.config import current
+    from featint.training import list_cache, prune_cache
+
+    folder = args.folder or current().models_folder
+    if not folder.is_dir():
+        print(f"the model cache {folder} is empty (no folder yet)")
+        return 0
+    if args.prune:
+        removed = prune_cache(folder)
+        freed = sum(e.size for e in removed) / 1e6
+        print(f"removed {len(removed)} stale entries ({freed:.1f} MB) from {folder}")
+        return 0
+    entries = list_cache(folder)
+    print(f"{len(entries)} trained models in {folder} "
+          f"({sum(e.size for e in entries) / 1e6:.1f} MB):")
+    for e in entries:
+        key = e.key or {}
+        when = key.get("created", "?")
+        task = key.get("task", {})
+        print(f"  {'current' if e.current else 'stale  '}  {e.label:<40} {when}  "
+              f"protocol v{task.get('protocol', '?')}  {e.size / 1e6:.1f} MB")
+    stale = sum(not e.current for e in entries)
+    if stale:
+        print(f"{stale} stale: `featint cache --prune` removes them")
     return 0
 
 

@@ -34,8 +34,8 @@ import json
 import os
 import platform
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -48,8 +48,7 @@ from tqdm import tqdm
 
 import featint
 from featint.baselines import COUNTING, RandomScores
-from featint.budget import Budget, model_hparams
-from featint.cache import trained
+from featint.config import Budget, Config, current, environment_snapshot, resolve_device, use
 from featint.evaluate import (
     METRICS,
     Evaluation,
@@ -58,7 +57,6 @@ from featint.evaluate import (
     rank_examples,
     subsample,
 )
-from featint.evaluate import quick as quick_from_env
 from featint.files import atomic_open, finite, load_ranks, save_ranks, write_json
 from featint.models import MODELS, count_parameters
 from featint.report import (
@@ -72,7 +70,7 @@ from featint.report import (
 )
 from featint.stats import per_example, pooled_interval
 from featint.task import PROTOCOL, NextMovieTask
-from featint.train import default_device
+from featint.training import describe, model_hparams, setting_of, trained
 from featint.tuning import load_trials
 
 FORMAT = "featint-compare/1"
@@ -108,7 +106,7 @@ def machine_info(device: torch.device | str = "cpu") -> dict[str, Any]:
         "cores": os.cpu_count(),
         "usable_cores": usable,
         "torch_threads": torch.get_num_threads(),
-        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        **environment_snapshot(),
         "torch": torch.__version__,
         "numpy": np.__version__,
         "python": platform.python_version(),
@@ -122,38 +120,13 @@ def machine_info(device: torch.device | str = "cpu") -> dict[str, Any]:
     return info
 
 
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; ``"cuda"`` without CUDA is an error."""
-    if str(device) == "auto":
-        return default_device()
-    resolved = torch.device(device)
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise CompareError("device cuda was asked for but CUDA is not available here; "
-                           "use device cpu or auto")
-    return resolved
-
-
-@contextlib.contextmanager
-def quick_mode(enabled: bool) -> Iterator[None]:
-    """Switch :func:`featint.evaluate.quick` on for the block (``fit`` and ``evaluate`` read
-    ``FEATINT_QUICK``); the previous value is restored afterwards."""
-    old = os.environ.get("FEATINT_QUICK")
-    if enabled:
-        os.environ["FEATINT_QUICK"] = "1"
-    try:
-        yield
-    finally:
-        if enabled:
-            if old is None:
-                del os.environ["FEATINT_QUICK"]
-            else:
-                os.environ["FEATINT_QUICK"] = old
-
-
 # -- one run -------------------------------------------------------------------------------
-def test_examples(task: NextMovieTask) -> np.ndarray:
-    """The test examples every run is ranked on (quick mode: 2000, evenly spread)."""
-    return subsample(task.examples("test"), 2000 if quick_from_env() else None)
+def test_examples(task: NextMovieTask, config: Config | None = None) -> np.ndarray:
+    """The test examples every run is ranked on (quick mode: the quick test size, evenly
+    spread)."""
+    config = config or current()
+    return subsample(task.examples("test"), config.sizes.test_examples if config.quick
+                     else None)
 
 
 def _evaluate(
@@ -170,22 +143,25 @@ def _evaluate(
 
 def run_one(
     task: NextMovieTask, name: str, seed: int, budget: Budget, device: torch.device,
-    hparams: dict[str, Any] | None = None, progress: bool = True, bootstrap_samples: int = 1000,
+    setting: dict[str, Any] | None = None, progress: bool = True, bootstrap_samples: int = 1000,
 ) -> tuple[dict[str, Any], Evaluation]:
-    """Train (models) or build (baselines) ``name`` with ``seed``, rank the test set, and
-    return the run record (see :func:`compare`) and its :class:`Evaluation`. A counting
-    baseline is built from the training period with the budget's setting (chosen on
-    validation by ``make tune``, whose trials the record carries)."""
+    """Train (models, through :func:`featint.training.trained`) or build (baselines)
+    ``name`` with ``seed`` and ``setting`` (default: its tuned setting), rank the test set,
+    and return the run record (see :func:`compare`) and its :class:`Evaluation`. A counting
+    baseline is built from the training period with its setting (chosen on validation by
+    ``make tune``, whose trials the record carries)."""
     start = time.perf_counter()
     history, trials = None, load_trials(name)
+    setting = setting_of(name) if setting is None else setting
     if name == "random":
         model: nn.Module = RandomScores(seed)
+        hparams: dict[str, Any] = {}
     elif name in BASELINES:
-        hparams = budget.hparams_for(name) if hparams is None else hparams
+        hparams = dict(setting)
         model = COUNTING[name](task, period="train", **hparams)
     else:
-        hparams = model_hparams(name, budget, hparams)
-        model, history = trained(name, task, seed, budget, hparams, device, progress)
+        hparams = model_hparams(name, budget, setting)
+        model, history = trained(name, task, seed, budget, setting, device, progress)
     train_seconds = history.seconds if history else time.perf_counter() - start
     model.to(device)
     evaluation, rank_seconds = _evaluate(model, task, test_examples(task), device, progress,
@@ -195,7 +171,8 @@ def run_one(
         "model": name,
         "seed": seed,
         "kind": "baseline" if name in LADDER else "model",
-        "hparams": hparams or {},
+        "setting": setting,
+        "hparams": hparams,
         "params": count_parameters(model),
         "train_seconds": train_seconds,
         "epochs": epochs,
@@ -267,6 +244,11 @@ class Comparison:
         """The protocol version the results follow (``"next-movie v2"`` -> 2)."""
         return int(self.results["settings"]["protocol"].rsplit("v", 1)[1])
 
+    @property
+    def window(self) -> int | None:
+        """The history window of the task the results were computed on."""
+        return self.results["data"].get("window")
+
     def protocol_warning(self) -> str | None:
         """A plain sentence when the results follow another protocol than featint's own
         (:data:`featint.task.PROTOCOL`), None when they agree."""
@@ -325,7 +307,7 @@ def _previous_runs(out_dir: Path, settings: dict[str, Any]) -> list[dict[str, An
     if not path.exists():
         return []
     old = json.loads(path.read_text(encoding="utf-8"))
-    keys = ("protocol", "budget", "quick", "hparams", "num_test_examples")
+    keys = ("protocol", "budget", "config", "settings", "num_test_examples")
     old_settings = old.get("settings", {})
     different = [k for k in keys if old_settings.get(k) != settings.get(k)]
     if old.get("format") != FORMAT or different:
@@ -339,73 +321,86 @@ def _previous_runs(out_dir: Path, settings: dict[str, Any]) -> list[dict[str, An
 def compare(
     models: Sequence[str] | None = None,
     seeds: Sequence[int] = (0, 1, 2),
-    epochs: int = Budget.epochs,
-    embed_dim: int = 16,
-    device: str | torch.device = "auto",
+    epochs: int | None = None,
+    embed_dim: int | None = None,
+    device: str | torch.device | None = None,
     out_dir: str | Path = "results",
     quick: bool | None = None,
     *,
     data_dir: str | Path | None = None,
     task: NextMovieTask | None = None,
     baselines: bool = True,
-    hparams: dict[str, dict[str, Any]] | None = None,
-    patience: int = Budget.patience,
-    valid_limit: int | None = Budget.valid_limit,
+    settings: dict[str, dict[str, Any]] | None = None,
+    patience: int | None = None,
+    valid_limit: int | None | str = "budget",
     resume: bool = False,
     progress: bool = True,
     bootstrap_samples: int = 1000,
+    config: Config | None = None,
 ) -> Comparison:
     """Train and evaluate ``models`` (default: every registered one) over ``seeds`` under one
     :class:`Budget`, with the untrained baselines of the ladder, and write the results.
 
-    ``quick`` (default: ``FEATINT_QUICK``) shrinks training and evaluation to a smoke test
-    (see :func:`featint.evaluate.quick`); the results say so. ``task`` replaces loading
-    MovieLens from ``data_dir`` (tests pass a synthetic task). ``hparams`` maps a model name to
-    constructor overrides (default: the budget's settings, see :mod:`featint.tuning`); they are
-    recorded. ``valid_limit``: the validation examples early stopping ranks (None: all).
+    ``config`` (default :func:`featint.config.current`) gives quick mode, the device and the
+    budget; ``quick``, ``device``, ``epochs``, ``embed_dim``, ``patience`` and ``valid_limit``
+    (the validation examples early stopping ranks, None: all) change them for this run, and
+    ``results.json`` records the configuration that ran. ``task`` replaces loading MovieLens
+    from ``data_dir`` (tests pass a synthetic task). ``settings`` maps a model name to its
+    setting (default: the tuned one, :func:`featint.training.setting_of`); they are recorded.
     ``resume`` reuses the finished runs of a compatible earlier comparison in ``out_dir``.
 
     ``results.json`` holds: ``format``; ``complete`` (false while running); ``settings``
-    (models, seeds, budget, budget text, quick, device, protocol, test example count, interval
-    method, per-model hparams); ``machine`` (:func:`machine_info`); ``data`` (source and
-    counts); ``runs``: one record per (model, seed) with ``model``, ``seed``, ``kind``
-    (``model``/``baseline``), ``hparams``, ``params``, ``train_seconds``, ``epochs``,
-    ``best_epoch``, ``seconds_per_epoch``, ``rank_seconds``, ``num_examples``, ``metrics``,
-    ``intervals`` (per-run 95% bootstrap), ``history`` (per epoch) and ``ranks_file``;
-    ``aggregate``: per model ``kind``, ``seeds``, ``params``, ``mean`` and ``std`` over seeds
-    of the metrics and costs, ``interval`` (pooled, see the module docstring).
+    (models, seeds, budget, budget text, the configuration, quick, device, protocol, test
+    example count, interval method, per-model settings); ``machine`` (:func:`machine_info`);
+    ``data`` (source, counts, history window); ``runs``: one record per (model, seed) with
+    ``model``, ``seed``, ``kind`` (``model``/``baseline``), ``setting``, ``hparams``,
+    ``params``, ``train_seconds``, ``epochs``, ``best_epoch``, ``seconds_per_epoch``,
+    ``rank_seconds``, ``num_examples``, ``metrics``, ``intervals`` (per-run 95% bootstrap),
+    ``history`` (per epoch), ``trials`` and ``ranks_file``; ``aggregate``: per model ``kind``,
+    ``seeds``, ``params``, ``mean`` and ``std`` over seeds of the metrics and costs,
+    ``interval`` (pooled, see the module docstring).
     """
+    config = config or current()
     names = ordered(list(models) if models is not None else list(MODELS))
     names = [n for n in names if n not in BASELINES]
     if baselines:
         names = list(BASELINES) + names
     seeds = [int(s) for s in seeds]
-    budget = Budget(epochs=epochs, embed_dim=embed_dim, patience=patience,
-                    valid_limit=valid_limit)
+    changes = {k: v for k, v in dict(epochs=epochs, embed_dim=embed_dim,
+                                     patience=patience).items() if v is not None}
+    if valid_limit != "budget":
+        changes["valid_limit"] = valid_limit
+    budget = replace(config.budget, **changes)
     _check_arguments(names, seeds, budget)
-    if hparams is None:
-        hparams = {n: budget.hparams_for(n) for n in names if budget.hparams_for(n)}
-    strays = sorted(set(hparams) - set(names))
+    if settings is None:
+        settings = {n: setting_of(n) for n in names}
+    strays = sorted(set(settings) - set(names))
     if strays:
-        raise CompareError(f"hparams given for {', '.join(strays)}, which is not compared")
-    device = resolve_device(device)
-    quick_run = quick_from_env() if quick is None else bool(quick)
+        raise CompareError(f"settings given for {', '.join(strays)}, which is not compared")
+    settings = {n: dict(settings.get(n, {})) for n in names}
+    try:
+        resolved = resolve_device(device if device is not None else config.device)
+    except ValueError as err:
+        raise CompareError(str(err)) from None
+    config = replace(config, budget=budget, device=str(resolved),
+                     quick=config.quick if quick is None else bool(quick))
+    device = resolved
     out_dir = Path(out_dir)
-    hparams = {n: dict(v) for n, v in (hparams or {}).items()}
 
-    with quick_mode(quick_run):
+    with use(config):
         source = "a task given to compare()"
         if task is None:  # the folder is not recorded: results are committed, paths are local
             source = "MovieLens 100K, every file sha256-verified against the official release"
-            task = featint.build_task(featint.load_movielens(data_dir))
-        examples = test_examples(task)
-        settings = {
+            task = featint.build_task(featint.load_movielens(data_dir or config.data_dir))
+        examples = test_examples(task, config)
+        record = {
             "models": names,
             "seeds": seeds,
             "budget": asdict(budget),
-            "budget_text": budget.describe(),
-            "hparams": hparams,
-            "quick": quick_run,
+            "budget_text": describe(budget),
+            "config": config.record(),
+            "settings": settings,
+            "quick": config.quick,
             "device": str(device),
             "protocol": f"next-movie v{task.protocol}",
             "num_test_examples": int(len(examples)),
@@ -414,13 +409,14 @@ def compare(
         results: dict[str, Any] = {
             "format": FORMAT,
             "complete": False,
-            "settings": settings,
+            "settings": record,
             "machine": machine_info(device),
-            "data": {"source": source, "counts": task.counts()},
+            "data": {"source": source, "counts": task.counts(), "window": task.window,
+                     "history_fields": list(task.history_fields)},
             "runs": [],
             "aggregate": {},
         }
-        done = _previous_runs(out_dir, settings) if resume else []
+        done = _previous_runs(out_dir, record) if resume else []
         if not resume:  # the summaries of an earlier comparison would contradict the new JSON
             for stale in [LEADERBOARD_FILE] + [f"{s}.{x}" for s in CHARTS.values()
                                                for x in ("png", "svg")]:
@@ -440,19 +436,19 @@ def compare(
         bar = tqdm(jobs, desc="compare", unit="run", disable=not progress)
         for seed, name in bar:
             bar.set_postfix_str(f"{name} seed {seed}")
-            record, evaluation = run_one(task, name, seed, budget, device, hparams.get(name),
-                                         progress, bootstrap_samples)
-            save_ranks(out_dir / record["ranks_file"], evaluation.ranks, evaluation.examples)
+            run, evaluation = run_one(task, name, seed, budget, device, settings[name],
+                                      progress, bootstrap_samples)
+            save_ranks(out_dir / run["ranks_file"], evaluation.ranks, evaluation.examples)
             ranks[(name, seed)] = evaluation.ranks
-            runs.append(record)
+            runs.append(run)
             results["runs"] = sorted(runs, key=lambda r: (r["seed"], names.index(r["model"])))
             write_json(out_dir / RESULTS_FILE, finite(results))  # partial: not complete yet
             if progress:
-                m = record["metrics"]
+                m = run["metrics"]
                 tqdm.write(f"{name} seed {seed}: mean rank {m['mean_rank']:.1f}  "
                            f"HR@10 {m['hr@10']:.4f}  MRR {m['mrr']:.4f}  "
-                           f"({record['train_seconds']:.0f}s training, "
-                           f"{record['rank_seconds']:.1f}s ranking)")
+                           f"({run['train_seconds']:.0f}s training, "
+                           f"{run['rank_seconds']:.1f}s ranking)")
         bar.close()
 
     results["runs"] = sorted(runs, key=lambda r: (r["seed"], names.index(r["model"])))
@@ -464,7 +460,7 @@ def compare(
         table.to_csv(f, float_format="%.6g")
     seeds_text = f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''}"
     subtitle = (f"mean over {seeds_text}, bars: 95% bootstrap interval over test examples"
-                + (" · QUICK MODE (smoke test, not results)" if quick_run else ""))
+                + (" · QUICK MODE (smoke test, not results)" if config.quick else ""))
     files += save_charts(out_dir, results["aggregate"], results["runs"], subtitle)
     write_json(out_dir / RESULTS_FILE, finite(results))
     files += [out_dir / r["ranks_file"] for r in results["runs"]]

@@ -15,7 +15,6 @@ shipped with featint: the MovieLens licence forbids redistribution.
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import tempfile
 import zipfile
@@ -24,6 +23,8 @@ from importlib import resources
 from pathlib import Path
 
 import pandas as pd
+
+from featint.config import current
 
 ML100K_URL = "https://files.grouplens.org/datasets/movielens/ml-100k.zip"
 ML100K_MD5 = "0e33842e24a9c977be4e0107933c0723"
@@ -64,9 +65,9 @@ def official_sha256() -> dict[str, str]:
 
 
 def cache_dir() -> Path:
-    """The folder that holds the downloaded ``ml-100k/`` (follows ``XDG_CACHE_HOME``)."""
-    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(root) / "featint"
+    """The folder that holds the downloaded ``ml-100k/``: featint's user cache
+    (:attr:`featint.config.Config.cache_root`, which follows ``XDG_CACHE_HOME``)."""
+    return current().cache_root
 
 
 def _sha256(path: Path) -> str:
@@ -153,7 +154,7 @@ def download(
 
 def find_data_dir(data_dir: str | Path | None = None, download_missing: bool = True) -> Path:
     """Return a verified MovieLens 100K folder, downloading it into the cache if needed."""
-    explicit = data_dir if data_dir is not None else os.environ.get(ENV_VAR)
+    explicit = data_dir if data_dir is not None else current().data_dir
     if explicit:
         source = "the directory you passed" if data_dir is not None else f"${ENV_VAR}"
         path = Path(explicit).expanduser()

@@ -9,16 +9,14 @@ so a model that scores everything alike gets the rank random guessing would get 
 
 from __future__ import annotations
 
-import math
-import os
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 from tqdm import tqdm
 
+from featint.config import Config, current
 from featint.task import NextMovieTask
 
 METRICS = ("mean_rank", "median_rank", "mrr", "hr@10", "ndcg@10")
@@ -28,12 +26,6 @@ LABELS = {"mean_rank": "mean rank", "median_rank": "median rank", "mrr": "MRR",
 #: Which direction is better for each metric.
 HIGHER_IS_BETTER = {"mean_rank": False, "median_rank": False, "mrr": True, "hr@10": True,
                     "ndcg@10": True}
-
-
-def quick() -> bool:
-    """True when ``FEATINT_QUICK`` is set to a true value: shrink work so notebooks run in
-    seconds (tests set it); results are then only smoke checks."""
-    return os.environ.get("FEATINT_QUICK", "").lower() not in ("", "0", "false", "no")
 
 
 def rank_of_target(scores: torch.Tensor, target: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
@@ -130,36 +122,16 @@ def rank_examples(
 def evaluate(
     model: nn.Module, task: NextMovieTask, split: str = "test", limit: int | None = None,
     batch_size: int = 512, device: str | torch.device = "cpu", progress: bool = True,
-    bootstrap_samples: int = 1000,
+    bootstrap_samples: int = 1000, config: Config | None = None,
 ) -> Evaluation:
     """Rank every example of ``split`` against all movies and summarise.
 
-    ``limit`` caps the number of examples (evenly spread); in quick mode it defaults to 2000.
+    ``limit`` caps the number of examples (evenly spread); in quick mode (``config``, default
+    :func:`featint.config.current`) it defaults to the quick test size.
     """
-    if limit is None and quick():
-        limit = 2000
+    config = config or current()
+    if limit is None and config.quick:
+        limit = config.sizes.test_examples
     examples = subsample(task.examples(split), limit)
     ranks = rank_examples(model, task, examples, batch_size, device, progress)
     return Evaluation(ranks, examples, metrics(ranks), bootstrap(ranks, bootstrap_samples))
-
-
-def leaderboard(results: dict[str, dict[str, float]]) -> pd.DataFrame:
-    """A table with one row per model: each metric as ``value [lo, hi]`` where intervals exist,
-    sorted by HR@10."""
-    rows = {}
-    for name, row in results.items():
-        cells = {}
-        for m in METRICS:
-            if m not in row:
-                continue
-            digits = 1 if "rank" in m else 4
-            text = f"{row[m]:.{digits}f}"
-            if f"{m}_lo" in row:
-                text += f" [{row[m + '_lo']:.{digits}f}, {row[m + '_hi']:.{digits}f}]"
-            cells[m] = text
-        for extra in ("params", "train_seconds", "epochs"):
-            if extra in row and not (isinstance(row[extra], float) and math.isnan(row[extra])):
-                cells[extra] = row[extra]
-        rows[name] = cells
-    order = sorted(results, key=lambda n: -results[n].get("hr@10", 0.0))
-    return pd.DataFrame.from_dict(rows, orient="index").loc[order]

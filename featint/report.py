@@ -38,24 +38,38 @@ def ordered(names: Sequence[str]) -> list[str]:
 
 
 def leaderboard(aggregates: dict[str, dict[str, Any]]) -> pd.DataFrame:
-    """One row per model in leaderboard order: for every metric its mean over seeds, std
-    over seeds and pooled 95% interval (``hr@10``, ``hr@10_std``, ``hr@10_lo``,
-    ``hr@10_hi``), then parameters and costs (means over seeds)."""
+    """The one leaderboard: one row per model in leaderboard order; for every metric its mean
+    over seeds, std over seeds and 95% interval (``hr@10``, ``hr@10_std``, ``hr@10_lo``,
+    ``hr@10_hi``), then parameters and costs (means over seeds) where the aggregate has them.
+    ``aggregates``: the comparison's (:func:`featint.compare.aggregate`), or single runs
+    (:func:`evaluation_table`)."""
     rows = {}
     for name in ordered(list(aggregates)):
         a = aggregates[name]
         row: dict[str, Any] = {"kind": a["kind"], "seeds": len(a["seeds"])}
         for m in METRICS:
             row[m] = a["mean"][m]
-            row[f"{m}_std"] = a["std"][m]
+            row[f"{m}_std"] = a["std"].get(m)
             row[f"{m}_lo"], row[f"{m}_hi"] = a["interval"][m]
-        row["params"] = a["params"]
+        if "params" in a:
+            row["params"] = a["params"]
         for c in COST_FIELDS:
-            row[c] = a["mean"][c]
+            if c in a["mean"]:
+                row[c] = a["mean"][c]
         rows[name] = row
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "model"
     return table
+
+
+def evaluation_table(results: dict[str, Any]) -> pd.DataFrame:
+    """The leaderboard cells (:func:`leaderboard_cells`) of single evaluations, name ->
+    :class:`featint.evaluate.Evaluation` (one seed each, as a chapter evaluates them)."""
+    aggregates = {
+        name: {"kind": "baseline" if name in LADDER else "model", "seeds": [0],
+               "mean": dict(ev.metrics), "std": {}, "interval": dict(ev.intervals)}
+        for name, ev in results.items()}
+    return leaderboard_cells(leaderboard(aggregates))
 
 
 def hparams_text(hparams: dict[str, dict[str, Any]]) -> str:
@@ -81,9 +95,9 @@ def convergence_text(runs: list[dict[str, Any]], cap: int) -> str:
             f"by the {cap}-epoch cap (best epochs {min(best)} to {max(best)})")
 
 
-def format_leaderboard(table: pd.DataFrame, markdown: bool = False) -> str:
-    """The leaderboard as aligned text (or a Markdown table): each metric as ``mean [lo,
-    hi]``, parameters, training seconds, epochs run and the seconds to rank the test set."""
+def leaderboard_cells(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`leaderboard` as strings: each metric as ``mean [lo, hi]``, then where the table
+    has them parameters, training seconds, epochs run and the seconds to rank the test set."""
     cells = {}
     for name, row in table.iterrows():
         line = {}
@@ -91,12 +105,22 @@ def format_leaderboard(table: pd.DataFrame, markdown: bool = False) -> str:
             digits = 1 if "rank" in m else 4
             line[LABELS[m]] = (f"{row[m]:.{digits}f} [{row[m + '_lo']:.{digits}f}, "
                                f"{row[m + '_hi']:.{digits}f}]")
-        line["params"] = f"{int(row['params']):,}"
-        line["train s"] = f"{row['train_seconds']:.0f}"
-        line["epochs"] = f"{row['epochs']:.1f}"
-        line["rank s"] = f"{row['rank_seconds']:.1f}"
+        for column, label, fmt in (("params", "params", "{:,.0f}"),
+                                   ("train_seconds", "train s", "{:.0f}"),
+                                   ("epochs", "epochs", "{:.1f}"),
+                                   ("rank_seconds", "rank s", "{:.1f}")):
+            if column in table.columns:
+                line[label] = fmt.format(row[column])
         cells[name] = line
     frame = pd.DataFrame.from_dict(cells, orient="index")
+    frame.columns.name = None
+    return frame
+
+
+def format_leaderboard(table: pd.DataFrame, markdown: bool = False) -> str:
+    """The leaderboard as aligned text (or a Markdown table, the README's):
+    :func:`leaderboard_cells`."""
+    frame = leaderboard_cells(table)
     return markdown_table(frame) if markdown else frame.to_string()
 
 
@@ -171,7 +195,7 @@ def save_charts(
 
 # -- tuning ---------------------------------------------------------------------------------
 def trials_table(folder: str | Path | None = None) -> pd.DataFrame:
-    """Every tuning trial on record (``results/tuning``, see :mod:`featint.tuning`): one row
+    """Every tuning trial on record (the tuning record, see :mod:`featint.tuning`): one row
     per (model, setting) in leaderboard order, with its validation metrics, whether it is the
     paper's setting and whether it was chosen, the epoch early stopping kept and the epochs
     run (0 for a counting baseline, which is not trained)."""

@@ -1,33 +1,45 @@
-"""The next-movie task, protocol v2 (the book's page ``book/protocol.md`` states it in full).
+"""The next-movie task: examples, split, negatives (the book's page ``book/protocol.md``
+states the protocol in full).
 
 Every rating at position ``t >= 1`` of a user's time-ordered sequence is one example: the
 context is what was known just before ``t``, the target is the movie rated at ``t``. Ratings
-of one user within the same second have no knowable order; protocol v2 puts them in a fixed
-pseudo-random order (:func:`tie_key`), protocol v1 put them in movie-id order, which leaked
-the next movie through its id (chapter 00 shows how much).
+of one user within the same second have no knowable order; protocols v2 and v3 put them in a
+fixed pseudo-random order (:func:`tie_key`), protocol v1 put them in movie-id order, which
+leaked the next movie through its id (chapter 00 shows how much). Protocol v3 keeps v2's
+examples and split and changes one feature: the history bag holds the last ``W`` movies
+watched before ``t`` instead of all of them.
 
-Features are sparse ``(index, value)`` pairs in one global index space (index 0 is padding,
-value 0 on padding), grouped into named fields. A batch of contexts is a :class:`Features`
-with ``idx``/``val`` of shape ``(batch, num_slots)`` and ``field`` of shape ``(num_slots,)``
-giving each slot's field; items are described the same way, once per movie, so a model can
-score a context against one movie, a few, or all 1682 of them.
+The features themselves (fields, schema, sparse batches) live in :mod:`featint.features`;
+the names are re-exported here.
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
-from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
+from numpy.typing import ArrayLike
 
 from featint.data import MovieLens
+from featint.features import (  # noqa: F401 (re-exported)
+    AGE_EDGES,
+    GAP_EDGES,
+    YEAR_EDGES,
+    Features,
+    Field,
+    Schema,
+    build_features,
+    history_slots,
+)
 
 #: The protocol :func:`build_task` follows unless told otherwise, and the ones it knows.
 PROTOCOL = 2
-PROTOCOLS = (1, 2)
+PROTOCOLS = (1, 2, 3)
+#: The history window of each protocol: the last ``W`` movies before ``t`` (None: all).
+WINDOWS: dict[int, int | None] = {1: None, 2: None, 3: 20}
 #: The salt of protocol v2's tie key (:func:`tie_key`); changing it is a new protocol.
 TIE_SALT = "featint-protocol-v2"
 
@@ -37,72 +49,6 @@ SPLIT_CODES = {"fit": FIT, "valid": VALID, "test": TEST}
 #: The periods a counting baseline may learn from: the ratings before each user's validation
 #: examples (to be scored on validation) or before their test examples (to be scored on test).
 PERIODS = {"fit": (FIT,), "train": (FIT, VALID)}
-
-AGE_EDGES = [18, 25, 35, 45, 50, 56]  # the MovieLens-1M age groups
-YEAR_EDGES = [1940, 1950, 1960, 1970, 1980, 1985, 1990, 1993, 1995, 1996, 1997, 1998]
-GAP_EDGES = [1, 60, 3600, 86400, 7 * 86400, 30 * 86400]  # seconds since the previous rating
-
-
-@dataclass(frozen=True)
-class Field:
-    """A named group of features: one categorical variable, a bag of them, or numbers.
-
-    ``kind``: ``"categorical"`` (one slot, value 1), ``"bag"`` (a variable-length set of
-    features whose values are weights), or ``"numeric"`` (``size`` slots, fixed indices,
-    real values). Feature ``j`` of the field has global index ``offset + j``.
-    """
-
-    name: str
-    side: str
-    kind: str
-    offset: int
-    size: int
-
-
-@dataclass(frozen=True)
-class Schema:
-    """The fields of the task, context side first, and the size of the feature space."""
-
-    fields: tuple[Field, ...]
-    num_features: int  # includes index 0, the padding feature
-
-    @property
-    def context_fields(self) -> tuple[Field, ...]:
-        return tuple(f for f in self.fields if f.side == "context")
-
-    @property
-    def item_fields(self) -> tuple[Field, ...]:
-        return tuple(f for f in self.fields if f.side == "item")
-
-    def field(self, name: str) -> Field:
-        for f in self.fields:
-            if f.name == name:
-                return f
-        raise KeyError(f"no field {name!r}; fields are {[f.name for f in self.fields]}")
-
-
-@dataclass
-class Features:
-    """Sparse features of a batch: ``idx`` and ``val`` of shape ``(*batch, num_slots)``,
-    ``field`` of shape ``(num_slots,)`` with each slot's field number on its side (context
-    fields count from 0, item fields count from 0). Padding slots have index 0 and value 0.
-
-    ``cache`` keeps work that depends on the batch alone, done once however many layers read
-    it (:func:`featint.layers.field_sums`); do not change ``idx``/``val`` in place after use.
-    """
-
-    idx: torch.Tensor
-    val: torch.Tensor
-    field: torch.Tensor
-    cache: dict = field(default_factory=dict, repr=False, compare=False)
-
-    def to(self, device: torch.device | str) -> Features:
-        return Features(self.idx.to(device), self.val.to(device), self.field.to(device))
-
-
-def _bucket(values: np.ndarray, edges: list[float]) -> np.ndarray:
-    return np.searchsorted(np.asarray(edges), values, side="right")
-
 
 def tie_key(users: np.ndarray, items: np.ndarray) -> np.ndarray:
     """Protocol v2's order of a user's ratings that share a second: ``uint64`` keys.
@@ -130,20 +76,6 @@ def sequence_order(ratings: pd.DataFrame, protocol: int = PROTOCOL) -> pd.DataFr
     keyed = ratings.assign(_tie=key)
     return keyed.sort_values(["user", "timestamp", "_tie", "item"], kind="stable").drop(
         columns="_tie")
-
-
-class _FieldBuilder:
-    """Assigns global feature offsets to fields in the order they are declared."""
-
-    def __init__(self) -> None:
-        self.fields: list[Field] = []
-        self.next_offset = 1  # 0 is padding
-
-    def add(self, name: str, side: str, kind: str, size: int) -> Field:
-        field = Field(name, side, kind, self.next_offset, size)
-        self.fields.append(field)
-        self.next_offset += size
-        return field
 
 
 class NextMovieTask:
@@ -189,18 +121,20 @@ class NextMovieTask:
         return self.seq_items[pos], mask
 
     def context(self, ex: np.ndarray) -> Features:
-        """Context features of examples ``ex``: the fixed slots, then the history bag."""
+        """Context features of examples ``ex``: the fixed slots, then each history bag
+        (``history``: the last :attr:`window` movies before ``t``, all of them when the
+        window is None; ``history_all``, where the task has it: every movie before ``t``)."""
         items, mask = self.history(ex)
-        hist = self.schema.field("history")
-        t = self.t[ex].astype(np.float32)
-        hist_idx = np.where(mask, hist.offset + items, 0)
-        hist_val = np.where(mask, 1.0 / t[:, None], 0.0).astype(np.float32)
-        idx = np.concatenate([self.ctx_idx[ex], hist_idx], axis=1)
-        val = np.concatenate([self.ctx_val[ex], hist_val], axis=1)
-        field = np.concatenate(
-            [self.ctx_field, np.full(hist_idx.shape[1], self.history_field_number)]
-        )
-        return Features(torch.from_numpy(idx), torch.from_numpy(val), torch.from_numpy(field))
+        idx, val, field = [self.ctx_idx[ex]], [self.ctx_val[ex]], [self.ctx_field]
+        for name, number in self.history_fields.items():
+            window = self.window if name == "history" else None
+            h_idx, h_val = history_slots(items, mask, self.schema.field(name).offset, window)
+            idx.append(h_idx)
+            val.append(h_val)
+            field.append(np.full(h_idx.shape[1], number))
+        return Features(torch.from_numpy(np.concatenate(idx, axis=1)),
+                        torch.from_numpy(np.concatenate(val, axis=1)),
+                        torch.from_numpy(np.concatenate(field)))
 
     def item_features(self) -> Features:
         """Features of all movies: ``idx``/``val`` of shape ``(num_items, item_slots)``."""
@@ -280,9 +214,24 @@ class NextMovieTask:
         return out
 
 
-def build_task(ml: MovieLens, protocol: int = PROTOCOL) -> NextMovieTask:
-    """Turn the MovieLens tables into the examples, features and split of ``protocol`` (v2
-    unless asked for v1, which chapter 00 uses to show what v2 fixes)."""
+def build_task(ml: MovieLens, protocol: int = PROTOCOL, window: int | None | str = "protocol",
+               history_all: bool = False) -> NextMovieTask:
+    """Turn the MovieLens tables into the examples, features and split of ``protocol``
+    (:data:`PROTOCOL` unless asked for an earlier one, which chapter 00 uses to show what
+    each version fixed).
+
+    ``window``: the history bag's window, the last ``window`` movies before ``t`` (None: all
+    of them); by default the protocol's (:data:`WINDOWS`). Another window is an experiment on
+    the protocol (choosing ``W`` on validation), not the protocol. ``history_all`` adds a
+    second bag of every movie watched so far.
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; featint knows protocols {PROTOCOLS}")
+    if window == "protocol":
+        window = WINDOWS[protocol]
+    if window is not None and (not isinstance(window, int | np.integer) or window < 1):
+        raise ValueError(f"window must be a whole number of at least 1, or None (every "
+                         f"movie so far), got {window!r}")
     ratings = sequence_order(ml.ratings, protocol)
     user_ids = np.sort(ml.users.index.to_numpy())
     item_ids = np.sort(ml.items.index.to_numpy())
@@ -298,117 +247,42 @@ def build_task(ml: MovieLens, protocol: int = PROTOCOL) -> NextMovieTask:
     pos_of = np.full((num_users, num_items), np.iinfo(np.int32).max, dtype=np.int32)
     pos_of[u, i] = pos
 
-    # Running sums up to and including each rating; the features of position t read row t-1,
-    # so they only ever see positions < t.
-    genre_flags = ml.items.loc[item_ids, list(ml.genres)].to_numpy().astype(np.float64)
-    g = genre_flags[i]
-
-    def running(x: np.ndarray) -> np.ndarray:
-        total = np.cumsum(x, axis=0)
-        before_user = np.concatenate([np.zeros_like(total[:1]), total])[seq_start[u]]
-        return total - before_user
-
-    seen = pos + 1  # ratings seen up to and including this one
-    mean_rating = running(r) / seen
-    genre_count = running(g)
-    genre_share = genre_count / seen[:, None]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        genre_mean = np.where(genre_count > 0, running(g * r[:, None]) / genre_count, 3.0)
-
     # Examples: every position t >= 1; row e of the example arrays comes from rating e.
-    is_ex = pos >= 1
-    cur = np.flatnonzero(is_ex)
-    prev = cur - 1
+    cur = np.flatnonzero(pos >= 1)
     ex_user, ex_t, ex_target = u[cur], pos[cur], i[cur]
-
-    # Split per user in time order: last ceil(n/5) test, last ceil(n_train/10) of the rest
-    # validation. n is the number of examples of the user (ratings - 1).
-    n = seq_len - 1
-    n_test = np.ceil(n / 5).astype(np.int64)
-    n_train = n - n_test
-    n_val = np.ceil(n_train / 10).astype(np.int64)
-    k = ex_t - 1  # 0-based example number within the user
-    split = np.full(len(cur), FIT, dtype=np.int8)
-    split[k >= (n_train - n_val)[ex_user]] = VALID
-    split[k >= n_train[ex_user]] = TEST
-
-    users = ml.users.loc[user_ids]
-    zip_first = users["zip"].str[0]
-    zip_code = np.where(zip_first.str.isdigit(), zip_first, "x")
-    zip_vocab = sorted(set(zip_code))
-    occ_vocab = sorted(users["occupation"].unique())
-    when = pd.to_datetime(ts[cur], unit="s")
-
-    fb = _FieldBuilder()
-    categorical = {  # name -> (vocabulary size, value per example)
-        "user": (num_users, ex_user),
-        "age": (len(AGE_EDGES) + 1, _bucket(users["age"].to_numpy(), AGE_EDGES)[ex_user]),
-        "gender": (2, (users["gender"].to_numpy() == "F").astype(np.int64)[ex_user]),
-        "occupation": (len(occ_vocab),
-                       np.searchsorted(occ_vocab, users["occupation"].to_numpy())[ex_user]),
-        "zip": (len(zip_vocab), np.searchsorted(zip_vocab, zip_code)[ex_user]),
-        "hour": (24, when.hour.to_numpy()),
-        "weekday": (7, when.day_of_week.to_numpy()),
-        "gap": (len(GAP_EDGES) + 1, _bucket(ts[cur] - ts[prev], GAP_EDGES)),
-        "last_movie": (num_items, i[prev]),
-        "last_rating": (5, r[prev].astype(np.int64) - 1),
-    }
-    ctx_idx, ctx_val, ctx_field = [], [], []
-    for number, (name, (size, value)) in enumerate(categorical.items()):
-        field = fb.add(name, "context", "categorical", size)
-        ctx_idx.append(field.offset + value[:, None])
-        ctx_val.append(np.ones((len(cur), 1)))
-        ctx_field.append([number])
-    history_field_number = len(fb.fields)
-    fb.add("history", "context", "bag", num_items)
-    numeric = {  # centred so that "no information" is 0
-        "user_mean_rating": (mean_rating[prev, None] - 3.0) / 2.0,
-        "genre_share": genre_share[prev],
-        "genre_mean_rating": (genre_mean[prev] - 3.0) / 2.0,
-    }
-    for name, value in numeric.items():
-        field = fb.add(name, "context", "numeric", value.shape[1])
-        ctx_idx.append(np.broadcast_to(field.offset + np.arange(value.shape[1]), value.shape))
-        ctx_val.append(value)
-        ctx_field.append([len(fb.fields) - 1] * value.shape[1])
-
-    # Item side: movie id, genres (a bag weighted 1/number of genres), release-year bucket.
-    movie = fb.add("movie", "item", "categorical", num_items)
-    genre = fb.add("genre", "item", "bag", len(ml.genres))
-    year = fb.add("year", "item", "categorical", len(YEAR_EDGES) + 2)
-    released = ml.items.loc[item_ids, "release_date"].dt.year.to_numpy()
-    year_bucket = np.where(np.isnan(released), 0, 1 + _bucket(np.nan_to_num(released),
-                                                               YEAR_EDGES))
-    width = max(int(genre_flags.sum(1).max()), 1)
-    order = np.argsort(-genre_flags, axis=1, kind="stable")[:, :width]
-    has = np.take_along_axis(genre_flags, order, axis=1) > 0
-    n_genres = np.maximum(genre_flags.sum(1, keepdims=True), 1)
-    item_idx = np.concatenate([
-        movie.offset + np.arange(num_items)[:, None],
-        np.where(has, genre.offset + order, 0),
-        year.offset + year_bucket[:, None],
-    ], axis=1)
-    item_val = np.concatenate([np.ones((num_items, 1)), has / n_genres,
-                               np.ones((num_items, 1))], axis=1)
-    item_field = np.array([0] + [1] * width + [2])
-
+    split = split_codes(ex_user, ex_t - 1, seq_len - 1)
+    features = build_features(ml, user_ids, item_ids, u, i, r, ts, seq_start[u], cur,
+                              history_all)
     return NextMovieTask(
-        protocol=protocol, schema=Schema(tuple(fb.fields), fb.next_offset),
-        user=ex_user, t=ex_t, target=ex_target, split=split,
-        ctx_idx=np.concatenate(ctx_idx, axis=1).astype(np.int64),
-        ctx_val=np.concatenate(ctx_val, axis=1).astype(np.float32),
-        ctx_field=np.concatenate(ctx_field).astype(np.int64),
-        history_field_number=history_field_number,
-        item_idx=item_idx.astype(np.int64), item_val=item_val.astype(np.float32),
-        item_field=item_field.astype(np.int64),
+        protocol=protocol, window=None if window is None else int(window),
+        schema=features.schema, user=ex_user, t=ex_t, target=ex_target, split=split,
+        ctx_idx=features.ctx_idx, ctx_val=features.ctx_val, ctx_field=features.ctx_field,
+        history_fields=features.history_fields,
+        item_idx=features.item_idx, item_val=features.item_val, item_field=features.item_field,
         seq_items=i, seq_start=seq_start, seq_len=seq_len, pos_of=pos_of,
         user_ids=user_ids, item_ids=item_ids, titles=ml.items.loc[item_ids, "title"].to_numpy(),
     )
 
 
-def split_sizes(num_examples: int) -> tuple[int, int, int]:
-    """(fit, valid, test) sizes of one user with ``num_examples`` examples."""
-    n_test = math.ceil(num_examples / 5)
-    n_train = num_examples - n_test
-    n_val = math.ceil(n_train / 10)
+def split_codes(user: np.ndarray, k: np.ndarray, num_examples: np.ndarray) -> np.ndarray:
+    """The split code of each example: ``user`` (per example), ``k`` its 0-based number
+    among the user's examples, ``num_examples`` per user. Per user in time order, with ``n``
+    examples: the last ``ceil(n / 5)`` are test, the last ``ceil(n_train / 10)`` of the
+    ``n_train`` before them validation, the rest fit (:func:`split_sizes`)."""
+    n_fit, n_val, _ = split_sizes(num_examples)
+    split = np.full(len(user), FIT, dtype=np.int8)
+    split[k >= n_fit[user]] = VALID
+    split[k >= (n_fit + n_val)[user]] = TEST
+    return split
+
+
+def split_sizes(num_examples: ArrayLike) -> tuple[Any, Any, Any]:
+    """(fit, valid, test) sizes of a user with ``num_examples`` examples (a number, or an
+    array of them): ``n_test = ceil(n / 5)``, ``n_val = ceil((n - n_test) / 10)``."""
+    n = np.asarray(num_examples, dtype=np.int64)
+    n_test = -(-n // 5)  # ceil in integers: exact for any n
+    n_train = n - n_test
+    n_val = -(-n_train // 10)
+    if n.ndim == 0:
+        return int(n_train - n_val), int(n_val), int(n_test)
     return n_train - n_val, n_val, n_test

@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from featint.evaluate import HIGHER_IS_BETTER, metrics, quick, rank_examples, subsample
+from featint.config import BUDGET, Config, current
+from featint.evaluate import HIGHER_IS_BETTER, metrics, rank_examples, subsample
 from featint.task import NextMovieTask
 
 
@@ -36,11 +37,6 @@ class History:
     @property
     def best(self) -> dict[str, float]:
         return self.epochs[self.best_epoch - 1] if self.epochs else {}
-
-
-def default_device() -> torch.device:
-    """CUDA when available, else CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def adam(model: nn.Module, lr: float, weight_decay: float = 0.0) -> torch.optim.Adam:
@@ -74,27 +70,31 @@ def fit(
     model: nn.Module,
     task: NextMovieTask,
     *,
-    epochs: int = 20,
-    batch_size: int = 1024,
-    lr: float = 5e-3,
-    weight_decay: float = 0.0,
-    num_negatives: int = 4,
-    patience: int = 3,
-    monitor: str = "mrr",
+    epochs: int = BUDGET.epochs,
+    batch_size: int = BUDGET.batch_size,
+    lr: float = BUDGET.lr,
+    weight_decay: float = BUDGET.weight_decay,
+    num_negatives: int = BUDGET.num_negatives,
+    patience: int = BUDGET.patience,
+    monitor: str = BUDGET.monitor,
     seed: int = 0,
     device: str | torch.device | None = None,
     max_examples: int | None = None,
-    valid_limit: int | None = None,
+    valid_limit: int | None = BUDGET.valid_limit,
     progress: bool = True,
     verbose: bool = True,
+    config: Config | None = None,
 ) -> History:
     """Train ``model`` on the fit examples of ``task``; returns the :class:`History`.
 
     ``max_examples`` caps the fit examples per epoch; ``valid_limit`` the validation examples
     ranked after each epoch (the same evenly spread subsample every epoch; None: all 8,289).
-    Quick mode: at most 4096 and 1000, and 2 epochs. ``seed`` fixes the shuffling, the
-    negatives and dropout. A model with a ``penalty()`` method has it added to every batch's
-    loss (``weight_decay`` is Adam's L2 on every parameter).
+    The defaults are the comparison's budget (:data:`featint.config.BUDGET`). In quick mode
+    (``config``, default :func:`featint.config.current`) its sizes cap the epochs, the fit
+    examples and the validation examples. ``device`` defaults to the configuration's.
+    ``seed`` fixes the shuffling, the negatives and dropout. A model with a ``penalty()``
+    method has it added to every batch's loss (``weight_decay`` is Adam's L2 on every
+    parameter).
     """
     if monitor not in HIGHER_IS_BETTER:
         raise ValueError(f"unknown monitor {monitor!r}; choose from {list(HIGHER_IS_BETTER)}")
@@ -105,10 +105,15 @@ def fit(
         raise ValueError(f"num_negatives must be at least 1, got {num_negatives}")
     if valid_limit is not None and valid_limit < 1:
         raise ValueError(f"valid_limit must be at least 1 (or None for all), got {valid_limit}")
-    if quick():
-        epochs, max_examples = min(epochs, 2), min(max_examples or 4096, 4096)
-        valid_limit = min(valid_limit or 1000, 1000)
-    device = torch.device(device) if device is not None else default_device()
+    config = config or current()
+    if config.quick:
+        sizes = config.sizes
+        epochs = min(epochs, sizes.epochs)
+        max_examples = min(max_examples or sizes.fit_examples, sizes.fit_examples)
+        valid_limit = min(valid_limit or sizes.valid_examples, sizes.valid_examples)
+    device = torch.device(device) if device is not None else config.torch_device()
+    if config.threads:
+        torch.set_num_threads(config.threads)
     model.to(device)
     optimizer = adam(model, lr, weight_decay)
     penalty = getattr(model, "penalty", None)

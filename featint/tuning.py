@@ -22,13 +22,21 @@ import json
 from pathlib import Path
 from typing import Any
 
+from featint.config import RECORDS
+
 #: Trials per model: the same for every model (the tuning budget).
 TRIALS = 3
 #: The settings read by the optimiser; every other key of a setting is a constructor argument.
 FIT_KEYS = ("lr", "weight_decay")
-#: Where ``make tune`` writes its trials (``results/tuning`` of the repository).
-TUNING_DIR = Path(__file__).resolve().parent.parent / "results" / "tuning"
+#: Where ``make tune`` writes its trials: package data, shipped with featint, so that an
+#: installed featint trains what the README reports.
+TUNING_DIR = RECORDS / "tuning"
 FORMAT = "featint-tuning/1"
+
+
+class RecordError(RuntimeError):
+    """A record featint needs (a tuning record, the comparison) is missing or out of date;
+    the message names the record and the command that makes it."""
 
 #: Per model, label -> setting. The first is the setting used before tuning was equalised.
 SPACES: dict[str, dict[str, dict[str, Any]]] = {
@@ -84,9 +92,14 @@ def split(setting: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     return fit, {k: v for k, v in setting.items() if k not in FIT_KEYS}
 
 
+def tuning_folder(folder: str | Path | None = None) -> Path:
+    """``folder``, else the record shipped with featint (:data:`TUNING_DIR`)."""
+    return Path(folder) if folder is not None else TUNING_DIR
+
+
 def tuning_file(name: str, folder: str | Path | None = None) -> Path:
     """The file of model ``name``'s trials."""
-    return Path(folder if folder is not None else TUNING_DIR) / f"{name}.json"
+    return tuning_folder(folder) / f"{name}.json"
 
 
 def load_trials(name: str, folder: str | Path | None = None) -> list[dict[str, Any]]:
@@ -96,7 +109,7 @@ def load_trials(name: str, folder: str | Path | None = None) -> list[dict[str, A
         return []
     record = json.loads(path.read_text())
     if record.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a {FORMAT} file; delete it and run `make tune`")
+        raise RecordError(f"{path} is not a {FORMAT} file; delete it and run `make tune`")
     space = SPACES.get(name, {})
     return [t for t in record["trials"] if space.get(t["label"]) == t["setting"]]
 
@@ -115,10 +128,12 @@ def chosen_trial(name: str, folder: str | Path | None = None) -> dict[str, Any] 
 
 
 def chosen(folder: str | Path | None = None) -> dict[str, dict[str, Any]]:
-    """Model -> its setting: its :func:`chosen_trial` (``make tune``), else the space's
-    first setting."""
+    """Model -> its chosen setting (:func:`chosen_trial`), for every model whose trials are
+    all on record (the others are left out: :func:`featint.training.setting_of` says what to
+    run for them)."""
     out = {}
-    for name, space in SPACES.items():
+    for name in SPACES:
         top = chosen_trial(name, folder)
-        out[name] = dict(top["setting"] if top else next(iter(space.values())))
+        if top is not None:
+            out[name] = dict(top["setting"])
     return out

@@ -8,7 +8,6 @@ import os
 
 import pytest
 
-import featint.tuning
 from featint.data import DataError, load_movielens
 from featint.synthetic import synthetic_movielens
 from featint.task import build_task
@@ -19,15 +18,6 @@ def model_cache(tmp_path_factory):
     """Models trained by the tests go to a temporary cache, never the user's."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FEATINT_MODEL_CACHE", str(tmp_path_factory.mktemp("model-cache")))
-        yield
-
-
-@pytest.fixture(scope="session", autouse=True)
-def no_tuning_record(tmp_path_factory):
-    """The budget reads no committed tuning trials (every model gets its space's first
-    setting) unless a test records its own; tests/test_tuning.py checks the committed ones."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(featint.tuning, "TUNING_DIR", tmp_path_factory.mktemp("tuning"))
         yield
 
 
@@ -47,5 +37,10 @@ def task(ml):
 
 
 @pytest.fixture(scope="session")
-def synthetic_task():
-    return build_task(synthetic_movielens(seed=0))
+def synthetic_ml():
+    return synthetic_movielens(seed=0)
+
+
+@pytest.fixture(scope="session")
+def synthetic_task(synthetic_ml):
+    return build_task(synthetic_ml)

@@ -7,9 +7,7 @@ import json
 import matplotlib
 import pytest
 
-from featint.cache import trained
 from featint.chapter import (
-    LADDER,
     evaluate_all,
     load_comparison,
     plot_histories,
@@ -18,6 +16,9 @@ from featint.chapter import (
     seed_spread,
 )
 from featint.compare import compare
+from featint.report import BASELINES
+from featint.training import trained
+from featint.tuning import RecordError
 
 matplotlib.use("Agg")
 
@@ -37,7 +38,7 @@ def chapter_run(synthetic_task, tmp_path_factory):
 
 def test_the_ladder_comes_first_then_the_models(chapter_run):
     _, _, _, results = chapter_run
-    assert list(results) == [*LADDER, "fm"]
+    assert list(results) == [*BASELINES, "fm"]
     table = results_table(results)
     assert set(table.index) == set(results) and "[" in table.loc["fm", "hr@10"]
 
@@ -53,17 +54,33 @@ def test_seed_spread_reads_the_comparison_of_this_protocol(chapter_run, capsys):
     assert table.loc["fm", "seed 0"] == fm["metrics"]["hr@10"]
 
 
-def test_other_protocols_and_missing_results_are_said_plainly(chapter_run, tmp_path):
+def test_other_protocols_and_missing_results_are_errors_that_say_the_fix(chapter_run,
+                                                                       tmp_path):
     folder, _, _, results = chapter_run
     saved = json.loads((folder / "results" / "results.json").read_text())
     saved["settings"]["protocol"] = "next-movie v1"
     (tmp_path / "results.json").write_text(json.dumps(saved))
-    found, note = load_comparison(tmp_path)
-    assert found is None and "protocol v1" in note and "not comparable" in note
-    found, note = load_comparison(tmp_path / "missing")
-    assert found is None and "make run" in note
-    table = seed_spread(results, ["fm"], folder=tmp_path / "missing")
-    assert list(table.columns) == ["this chapter (seed 0)"]
+    with pytest.raises(RecordError, match="protocol v1.*not comparable.*make run"):
+        load_comparison(tmp_path)
+    with pytest.raises(RecordError, match="no comparison record.*make run"):
+        load_comparison(tmp_path / "missing")
+    with pytest.raises(RecordError, match="make run"):
+        seed_spread(results, ["fm"], folder=tmp_path / "missing")
+    saved["settings"]["protocol"] = json.loads(
+        (folder / "results" / "results.json").read_text())["settings"]["protocol"]
+    saved["settings"]["quick"] = True
+    (tmp_path / "results.json").write_text(json.dumps(saved))
+    with pytest.raises(RecordError, match="quick-mode"):
+        load_comparison(tmp_path)
+
+
+def test_compare_quick_false_is_not_quick_under_featint_quick(chapter_run):
+    """``compare(quick=False)`` under ``FEATINT_QUICK=1`` runs in full, and records the
+    configuration that ran."""
+    folder, *_ = chapter_run
+    saved = json.loads((folder / "results" / "results.json").read_text())
+    assert saved["settings"]["quick"] is False and saved["settings"]["config"]["quick"] is False
+    assert saved["settings"]["config"]["budget"]["epochs"] == 2
 
 
 def test_plots_draw_every_model(chapter_run):

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-import featint.budget as budget_module
+import featint.training as training_module
 from featint import cli, tuning
-from featint.budget import Budget
 from featint.compare import FORMAT, Comparison, compare
 from featint.evaluate import METRICS, metrics
 from featint.files import atomic_open, finite, load_ranks, write_json
@@ -178,15 +177,16 @@ def test_compare_on_synthetic_task_and_resume(tmp_path, synthetic_task):
     assert results["settings"]["budget"]["epochs"] == 2
     fm = next(r for r in results["runs"] if r["model"] == "fm" and r["seed"] == 0)
     assert fm["hparams"] == {"embed_dim": 16}
+    assert fm["setting"] == training_module.setting_of("fm")
     assert Comparison.load(out).leaderboard().index.tolist() == [*BASELINES, "linear", "fm"]
     loaded = Comparison.load(out)
     assert results["settings"]["protocol"] == "next-movie v2" and loaded.protocol == 2
     assert loaded.protocol_warning() is None
-    # nothing tuned on record (tests read no committed trials): every counting baseline
-    # takes its space's first setting
+    # every counting baseline is built with its tuned setting, its trials in the record
     for name in ("markov", "itemknn"):
         run = next(r for r in results["runs"] if r["model"] == name and r["seed"] == 0)
-        assert run["trials"] == [] and run["hparams"] == next(iter(SPACES[name].values()))
+        assert run["hparams"] == training_module.setting_of(name)
+        assert [t["label"] for t in run["trials"]] == list(SPACES[name])
 
     # Resume: the finished runs are reused as they are, only the new seed is trained.
     second = compare(["linear", "fm"], seeds=[0, 1, 2], epochs=2, out_dir=out,
@@ -244,19 +244,19 @@ def test_compare_rejects_bad_arguments(tmp_path, synthetic_task):
         compare(["fm"], epochs=0, out_dir=tmp_path, task=synthetic_task)
     with pytest.raises(ValueError, match="no model to compare"):
         compare([], baselines=False, out_dir=tmp_path, task=synthetic_task)
-    with pytest.raises(ValueError, match="hparams given for ffm"):
-        compare(["fm"], hparams={"ffm": {"embed_dim": 4}}, out_dir=tmp_path,
+    with pytest.raises(ValueError, match="settings given for ffm"):
+        compare(["fm"], settings={"ffm": {"embed_dim": 4}}, out_dir=tmp_path,
                 task=synthetic_task)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_per_model_override_is_used_and_recorded(tmp_path, synthetic_task):
-    done = compare(["fm"], seeds=[0], epochs=1, hparams={"fm": {"embed_dim": 4}},
+    done = compare(["fm"], seeds=[0], epochs=1, settings={"fm": {"embed_dim": 4}},
                    baselines=False, out_dir=tmp_path, task=synthetic_task, progress=False,
                    bootstrap_samples=50)
     (run,) = done.runs
     assert run["hparams"] == {"embed_dim": 4}
-    assert done.results["settings"]["hparams"] == {"fm": {"embed_dim": 4}}
+    assert done.results["settings"]["settings"] == {"fm": {"embed_dim": 4}}
     assert run["params"] == count_parameters(build_model("fm", synthetic_task, embed_dim=4))
     assert list(done.aggregates) == ["fm"]
 
@@ -280,33 +280,37 @@ def test_tuned_settings_are_the_default_and_recorded(tmp_path, synthetic_task, m
     record_trials(folder, "markov", dict(zip(SPACES["markov"], (0.1, 0.2, 0.3),
                                                    strict=True)))
     seen = {}
-    real_fit = budget_module.fit
+    real_fit = training_module.fit
 
     def fit(model, task, **kw):
         seen[type(model).__name__] = kw["lr"]
         return real_fit(model, task, **kw)
 
-    monkeypatch.setattr(budget_module, "fit", fit)
+    monkeypatch.setattr(training_module, "fit", fit)
     done = compare(["linear", "fm"], seeds=[0], epochs=1, out_dir=tmp_path,
                    task=synthetic_task, progress=False, bootstrap_samples=50)
     assert seen == {"Linear": 0.5, "FM": 1e-2}
     settings = done.results["settings"]
-    assert settings["hparams"]["fm"] == {"embed_dim": 4}
-    assert settings["budget"]["settings"]["linear"] == {"lr": 0.5}
-    assert "chosen per model on validation" in settings["budget_text"]
+    assert settings["settings"]["fm"] == {"lr": 1e-2, "embed_dim": 4}
+    assert settings["settings"]["linear"] == {"lr": 0.5}
+    assert "chosen on validation" in settings["budget_text"]
     fm = next(r for r in done.runs if r["model"] == "fm")
     assert fm["params"] == count_parameters(build_model("fm", synthetic_task, embed_dim=4))
     # a counting baseline is built with its best trial, and its trials are in the record
     markov = next(r for r in done.runs if r["model"] == "markov")
     assert markov["hparams"] == SPACES["markov"]["alpha 1000"]
     assert [t["valid_mrr"] for t in markov["trials"]] == [0.1, 0.2, 0.3]
-    # one trial missing: not tuned, the first setting
+    # one trial missing: not tuned, an error that says how to tune it (never a fallback)
     record_trials(folder, "fm", {"a": 0.1})
-    assert Budget().settings["fm"] == SPACES["fm"]["a"]
-    # tuned settings of models not compared are left out, not an error
+    with pytest.raises(tuning.RecordError, match="make tune"):
+        training_module.setting_of("fm")
+    with pytest.raises(tuning.RecordError, match="--models fm"):
+        compare(["fm"], seeds=[0], epochs=1, baselines=False, out_dir=tmp_path / "c",
+                task=synthetic_task, progress=False)
+    # models not compared need no record
     alone = compare(["linear"], seeds=[0], epochs=1, baselines=False, out_dir=tmp_path / "b",
                     task=synthetic_task, progress=False, bootstrap_samples=50)
-    assert alone.results["settings"]["hparams"] == {}
+    assert alone.results["settings"]["settings"] == {"linear": {"lr": 0.5}}
 
 
 def test_cli_quick_end_to_end(capsys, tmp_path, task):

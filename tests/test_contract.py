@@ -138,7 +138,7 @@ def test_gradients_reach_every_parameter(name, synthetic_task):
 def test_padding_changes_nothing(name, synthetic_task, batch):
     ex, context, items = batch
     model = randomized(name, synthetic_task)
-    more = padded(context, 7, synthetic_task.history_field_number)
+    more = padded(context, 7, synthetic_task.history_fields["history"])
     all_items = torch.arange(synthetic_task.num_items)
     with torch.no_grad():
         close(model(more, items), model(context, items), 1e-6)

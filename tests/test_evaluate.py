@@ -5,22 +5,22 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from torch import nn
 
 from featint.baselines import Popularity, RandomScores
 from featint.evaluate import (
+    LABELS,
     METRICS,
     Evaluation,
     bootstrap,
     evaluate,
-    leaderboard,
     metrics,
     rank_of_target,
     subsample,
 )
+from featint.report import evaluation_table
 
 
 @pytest.fixture(autouse=True)
@@ -251,38 +251,19 @@ def test_random_baseline_is_near_the_middle(synthetic_task):
     assert lo - 5 < middle < hi + 5
 
 
-# -- leaderboard -----------------------------------------------------------------------------
+# -- the leaderboard of single evaluations (a chapter's) ------------------------------------
 
 
-def test_leaderboard_formatting():
-    results = {
-        "weak": {"mean_rank": 300.04, "mrr": 0.01234, "hr@10": 0.05, "params": 10},
-        "strong": {"mean_rank": 100.06, "mean_rank_lo": 90.0, "mean_rank_hi": 110.44,
-                   "hr@10": 0.2, "hr@10_lo": 0.18, "hr@10_hi": 0.22123,
-                   "train_seconds": float("nan"), "epochs": 7},
-    }
-    table = leaderboard(results)
-    assert isinstance(table, pd.DataFrame)
-    assert list(table.index) == ["strong", "weak"]  # sorted by HR@10, best first
-    assert table.loc["strong", "mean_rank"] == "100.1 [90.0, 110.4]"
-    assert table.loc["strong", "hr@10"] == "0.2000 [0.1800, 0.2212]"
-    assert table.loc["weak", "mean_rank"] == "300.0"
-    assert table.loc["weak", "mrr"] == "0.0123"
-    assert table.loc["weak", "params"] == 10
-    assert table.loc["strong", "epochs"] == 7
-    assert "train_seconds" not in table.columns  # NaN extras are left out
-    assert pd.isna(table.loc["strong", "mrr"])
-    assert "median_rank" not in table.columns  # metrics nobody reported
-
-
-def test_leaderboard_of_evaluations(synthetic_task):
+def test_evaluation_table_of_evaluations(synthetic_task):
     task = synthetic_task
-    rows = {name: evaluate(model, task, progress=False, bootstrap_samples=50).row()
-            for name, model in [("random", RandomScores(0)), ("popular", Popularity(task))]}
-    table = leaderboard(rows)
-    assert list(table.columns) == list(METRICS)
-    best = max(rows, key=lambda n: rows[n]["hr@10"])
-    assert table.index[0] == best
-    for name, row in rows.items():
-        assert table.loc[name, "mrr"] == (
-            f"{row['mrr']:.4f} [{row['mrr_lo']:.4f}, {row['mrr_hi']:.4f}]")
+    evals = {name: evaluate(model, task, progress=False, bootstrap_samples=50)
+             for name, model in [("popular", Popularity(task)), ("random", RandomScores(0))]}
+    table = evaluation_table(evals)
+    assert list(table.columns) == [LABELS[m] for m in METRICS]
+    assert list(table.index) == ["random", "popular"]  # leaderboard order, as everywhere
+    for name, ev in evals.items():
+        lo, hi = ev.intervals["mrr"]
+        assert table.loc[name, "MRR"] == f"{ev.metrics['mrr']:.4f} [{lo:.4f}, {hi:.4f}]"
+        lo, hi = ev.intervals["mean_rank"]
+        assert table.loc[name, "mean rank"] == (
+            f"{ev.metrics['mean_rank']:.1f} [{lo:.1f}, {hi:.1f}]")

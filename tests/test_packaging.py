@@ -123,3 +123,17 @@ def test_package_data_ships_the_checksums(pyproject):
     assert "SHA256SUMS" in pyproject["tool"]["setuptools"]["package-data"]["featint"]
     sums = (ROOT / "featint" / "SHA256SUMS").read_text().split()
     assert {"u.data", "u.item", "u.user", "u.genre"} <= set(sums[1::2])
+
+
+def test_the_repository_address_has_one_source():
+    """pyproject.toml's project.urls is the address; the chapters' install cells and the book
+    hold copies that `python book/repository.py` writes, and they agree with it."""
+    from helpers import load_script
+
+    repository = load_script(ROOT / "book" / "repository.py")
+    url = repository.address()
+    copies = repository.copies()
+    chapters = [p for p in copies if p.parent.name == "notebooks"]
+    assert len(chapters) == 2 * len(list((ROOT / "notebooks").glob("*.ipynb")))
+    for path, found in copies.items():
+        assert found == [url], (path, found)

@@ -4,22 +4,25 @@ choice, and the committed record of ``make tune`` that the comparison reads."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 from helpers import load_script
 
-import featint.budget as budget_module
-from featint.budget import Budget, model_hparams, train_model
+import featint.training as training_module
+from featint.chapter import COMPARISON
+from featint.config import BUDGET
 from featint.models import MODELS, build_model
 from featint.report import BASELINES
 from featint.task import SPLIT_CODES, NextMovieTask
-from featint.tuning import FORMAT, PAPER, SPACES, TRIALS, chosen, load_trials, split
+from featint.training import model_hparams, setting_of, trained
+from featint.tuning import FORMAT, PAPER, SPACES, TRIALS, TUNING_DIR, chosen, load_trials, split
 
 ROOT = Path(__file__).resolve().parents[1]
 TUNE = ROOT / "benchmarks" / "tune.py"
-COMMITTED = ROOT / "results" / "tuning"
+COMMITTED = TUNING_DIR
 
 
 @pytest.fixture(scope="module")
@@ -42,28 +45,27 @@ def test_every_setting_builds(synthetic_task):
         for setting in space.values():
             fit, constructor = split(setting)
             assert set(fit) <= {"lr", "weight_decay"}
-            build_model(name, synthetic_task, **model_hparams(name, Budget(), constructor))
+            build_model(name, synthetic_task, **model_hparams(name, setting=constructor))
 
 
 def test_pretraining_starts_from_the_trained_fm(synthetic_task, monkeypatch, tmp_path):
     """pretrain="fm": the model starts with the FM's w_0, w_i and v_i (the FM of the same seed
     and budget, from the model cache) and only then is fitted."""
-    budget = Budget(epochs=1)
+    budget = replace(BUDGET, epochs=1)
     monkeypatch.setenv("FEATINT_MODEL_CACHE", str(tmp_path))
-    from featint.cache import trained
     fm, _ = trained("fm", synthetic_task, 0, budget, progress=False)
     started = {}
-    real_fit = budget_module.fit
+    real_fit = training_module.fit
 
     def fit(model, task, **kw):
         started.update({k: v.clone() for k, v in model.state_dict().items()})
         return real_fit(model, task, **kw)
 
-    monkeypatch.setattr(budget_module, "fit", fit)
+    monkeypatch.setattr(training_module, "fit", fit)
     for name in ("afm", "nfm"):
         started.clear()
-        train_model(synthetic_task, name, 0, budget, hparams={"pretrain": "fm"},
-                    progress=False)
+        trained(name, synthetic_task, 0, budget, {**setting_of(name), "pretrain": "fm"},
+                progress=False)
         for key in ("w0", "linear.weight.weight", "embedding.embedding.weight"):
             assert torch.equal(started[key], fm.state_dict()[key]), (name, key)
     with pytest.raises(ValueError, match="same embedding size"):
@@ -104,8 +106,9 @@ def test_tune_argument_errors(tune, capsys):
 
 
 def test_the_committed_tuning_is_complete_and_what_the_comparison_used():
-    """results/tuning holds every model's trials (none quick, none stopped by the epoch
-    cap), and results/results.json was trained with the settings chosen from them."""
+    """The tuning record shipped with featint holds every model's trials (none quick, none
+    stopped by the epoch cap), and the comparison's record was trained with the settings
+    chosen from them."""
     committed = chosen(COMMITTED)
     for name, space in SPACES.items():
         record = json.loads((COMMITTED / f"{name}.json").read_text())
@@ -114,5 +117,6 @@ def test_the_committed_tuning_is_complete_and_what_the_comparison_used():
         assert [t["label"] for t in trials] == list(space), name
         for t in trials:
             assert t.get("best_epoch", 0) < t.get("epoch_cap", 1), (name, t["label"])
-    results = json.loads((ROOT / "results" / "results.json").read_text())
-    assert results["settings"]["budget"]["settings"] == committed
+    results = json.loads((COMPARISON / "results.json").read_text())
+    assert {n: s for n, s in results["settings"]["settings"].items() if n in SPACES} == \
+        committed
