@@ -307,9 +307,12 @@ def _previous_runs(out_dir: Path, settings: dict[str, Any]) -> list[dict[str, An
     if not path.exists():
         return []
     old = json.loads(path.read_text(encoding="utf-8"))
-    keys = ("protocol", "budget", "config", "settings", "num_test_examples")
+    keys = ("protocol", "budget", "config", "num_test_examples")
     old_settings = old.get("settings", {})
     different = [k for k in keys if old_settings.get(k) != settings.get(k)]
+    before = old_settings.get("settings", {})
+    different += [f"the setting of {n}" for n, s in settings["settings"].items()
+                  if n in before and before[n] != s]
     if old.get("format") != FORMAT or different:
         raise CompareError(
             f"cannot resume from {path}: it was written with different settings "

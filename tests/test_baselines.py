@@ -312,6 +312,7 @@ def test_choose_popular_and_unknown_names(synthetic_task):
 # -- MF: FM restricted to the user and the movie ------------------------------------------------
 
 
+@pytest.mark.slow
 def test_mf_is_fm_on_the_user_and_movie_slots(synthetic_task):
     task = synthetic_task
     schema = task.schema

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from helpers import load_script
 
+pytestmark = pytest.mark.slow  # measures real training steps in subprocesses
+
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench.py"
 REPO = BENCH.parents[1]
 

@@ -33,6 +33,8 @@ from urllib.parse import unquote, urljoin, urlsplit
 import pytest
 import yaml
 
+pytestmark = pytest.mark.slow  # builds the book and opens every page in Chromium
+
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "book" / "_config.yml"
 TOC = REPO / "book" / "_toc.yml"

@@ -20,6 +20,8 @@ from featint.report import BASELINES
 from featint.training import trained
 from featint.tuning import RecordError
 
+pytestmark = pytest.mark.slow  # trains and compares on the synthetic task
+
 matplotlib.use("Agg")
 
 
@@ -40,7 +42,7 @@ def test_the_ladder_comes_first_then_the_models(chapter_run):
     _, _, _, results = chapter_run
     assert list(results) == [*BASELINES, "fm"]
     table = results_table(results)
-    assert set(table.index) == set(results) and "[" in table.loc["fm", "hr@10"]
+    assert set(table.index) == set(results) and "[" in table.loc["fm", "HR@10"]
 
 
 def test_seed_spread_reads_the_comparison_of_this_protocol(chapter_run, capsys):

@@ -82,6 +82,7 @@ def test_out_that_is_a_file(capsys, tmp_path):
     assert "is a file" in err
 
 
+@pytest.mark.slow
 def test_python_dash_m_featint():
     done = subprocess.run([sys.executable, "-m", "featint", "compare", "--models", "nope"],
                           capture_output=True, text=True)
@@ -169,6 +170,7 @@ def check_outputs(out: Path, models: list[str], seeds: list[int]) -> dict:
     return results
 
 
+@pytest.mark.slow
 def test_compare_on_synthetic_task_and_resume(tmp_path, synthetic_task):
     out = tmp_path / "results"
     first = compare(["fm", "linear"], seeds=[0, 1], epochs=2, out_dir=out,
@@ -279,6 +281,8 @@ def test_tuned_settings_are_the_default_and_recorded(tmp_path, synthetic_task, m
     record_trials(folder, "fm", {"a": 0.1, "b": 0.3})
     record_trials(folder, "markov", dict(zip(SPACES["markov"], (0.1, 0.2, 0.3),
                                                    strict=True)))
+    record_trials(folder, "itemknn", dict(zip(SPACES["itemknn"], (0.3, 0.2, 0.1),
+                                                    strict=True)))
     seen = {}
     real_fit = training_module.fit
 
@@ -313,6 +317,7 @@ def test_tuned_settings_are_the_default_and_recorded(tmp_path, synthetic_task, m
     assert alone.results["settings"]["settings"] == {"linear": {"lr": 0.5}}
 
 
+@pytest.mark.slow
 def test_cli_quick_end_to_end(capsys, tmp_path, task):
     """``featint compare --quick`` on the real data: prints the leaderboard, writes files.
     (The ``task`` fixture only makes the test skip where MovieLens is not available.)"""

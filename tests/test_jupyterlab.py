@@ -28,6 +28,8 @@ import pytest
 
 import featint
 
+pytestmark = pytest.mark.slow  # starts JupyterLab and a kernel
+
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 START_TIMEOUT_S = 120

@@ -133,8 +133,8 @@ def test_v2_orders_ties_by_tie_key(ml):
 
 
 def test_unknown_protocol_is_refused(ml):
-    with pytest.raises(ValueError, match=r"unknown protocol 3.*\(1, 2\)"):
-        sequence_order(ml.ratings, 3)
+    with pytest.raises(ValueError, match=r"unknown protocol 4.*\(1, 2, 3\)"):
+        sequence_order(ml.ratings, 4)
     with pytest.raises(ValueError, match="unknown protocol"):
         build_task(ml, protocol=0)
 
@@ -168,6 +168,7 @@ def hr10(model, task) -> tuple[float, float, float]:
     return (result.metrics["hr@10"], *result.intervals["hr@10"])
 
 
+@pytest.mark.slow
 def test_next_id_beats_most_popular_only_under_v1(v1, v2):
     """Under v1 "the movie whose id follows the last one" beats most popular on the test set
     (HR@10 about 0.073 against 0.053): the artefact. Under v2 it falls below (0.034)."""

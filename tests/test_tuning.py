@@ -73,6 +73,7 @@ def test_pretraining_starts_from_the_trained_fm(synthetic_task, monkeypatch, tmp
         model.load_pretrained(fm)
 
 
+@pytest.mark.slow
 def test_tune_records_every_trial_on_validation_only(tune, synthetic_task, tmp_path,
                                                       monkeypatch, capsys):
     monkeypatch.setenv("FEATINT_QUICK", "1")
