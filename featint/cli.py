@@ -103,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"validation examples ranked after every epoch for early stopping "
                           f"(default {BUDGET.valid_limit}; 0: all)")
     cmp.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
-                     help="where to train (default: FEATINT_DEVICE, else cpu; auto: CUDA if "
+                     help="where to train (default: FEATINT_DEVICE, else auto: CUDA if "
                           "available)")
     cmp.add_argument("--quick", action="store_true",
                      help=f"smoke test: {QuickSizes().describe()} (also set by "

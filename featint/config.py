@@ -33,8 +33,8 @@ ENVIRONMENT: dict[str, str] = {
                         "cache, then a download",
     "FEATINT_QUICK": "`1`: quick mode, a smoke test in seconds (the sizes of "
                      "`featint.config.QuickSizes`); the tests set it",
-    "FEATINT_DEVICE": "`cpu`, `cuda` or `auto` (CUDA when available): where models train and "
-                      "rank; default `cpu`",
+    "FEATINT_DEVICE": "`auto` (the default: CUDA when available, else the CPU), `cpu` or "
+                      "`cuda`: where models train and rank",
     "FEATINT_THREADS": "the number of threads torch uses (default: torch's own choice)",
     "FEATINT_MODEL_CACHE": "the folder of trained models (default `models/` in the user "
                            "cache)",
@@ -46,6 +46,14 @@ ENVIRONMENT: dict[str, str] = {
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("", "0", "false", "no", "off")
 DEVICES = ("cpu", "cuda", "auto")
+
+
+def environment_table() -> str:
+    """:data:`ENVIRONMENT` as a Markdown table (README and CONTRIBUTING show it; a test
+    checks they hold this one)."""
+    rows = ["| variable | what it sets |", "|---|---|"]
+    rows += [f"| `{name}` | {text} |" for name, text in ENVIRONMENT.items()]
+    return "\n".join(rows)
 
 
 class ConfigError(ValueError):
@@ -104,7 +112,7 @@ class Config:
     quick: bool = False
     sizes: QuickSizes = field(default_factory=QuickSizes)
     budget: Budget = BUDGET
-    device: str = "cpu"
+    device: str = "auto"
     threads: int | None = None
     data_dir: Path | None = None
     cache_root: Path = field(default_factory=lambda: Path.home() / ".cache" / "featint")
@@ -141,7 +149,7 @@ def from_env(environ: Mapping[str, str] | None = None, **overrides: Any) -> Conf
     this process's), with ``overrides`` (field -> value, e.g. from command-line flags) on
     top. Malformed values are a :class:`ConfigError` that names the variable."""
     env = os.environ if environ is None else environ
-    device = env.get("FEATINT_DEVICE", "cpu").strip().lower() or "cpu"
+    device = env.get("FEATINT_DEVICE", "auto").strip().lower() or "auto"
     if device not in DEVICES:
         raise ConfigError(f"FEATINT_DEVICE={device!r} is not a device featint knows; use one "
                           f"of {', '.join(DEVICES)}")
