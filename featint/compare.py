@@ -222,9 +222,15 @@ def aggregate(
     runs: list[dict[str, Any]], ranks: dict[tuple[str, int], np.ndarray],
     bootstrap_samples: int = 1000,
 ) -> dict[str, dict[str, Any]]:
-    """One summary per model: mean and std over seeds of every metric and cost, and the
-    pooled interval of the seed-averaged metrics. ``ranks[(model, seed)]``: per-example ranks
-    of that run, on the same examples for every run."""
+    """One summary per model: mean and std over seeds of every metric and cost, the pooled
+    interval of the seed-averaged metrics over test examples (``interval``, a bootstrap) and
+    the interval that also holds the training noise (``interval_seeds``, a t interval for
+    the metrics that are means over examples: :func:`featint.stats.mean_interval`; the median
+    rank has none). ``ranks[(model, seed)]``: per-example ranks of that run, on the same
+    examples for every run."""
+    from featint.evaluate import MEAN_METRICS
+    from featint.stats import mean_interval
+
     out = {}
     for name in ordered([r["model"] for r in runs]):
         mine = sorted((r for r in runs if r["model"] == name), key=lambda r: r["seed"])
@@ -239,6 +245,8 @@ def aggregate(
             "std": {key: _std(v) for key, v in table.items()},
             "interval": {m: list(lohi) for m, lohi in
                          pooled_interval(stacked, bootstrap_samples).items()},
+            "interval_seeds": {m: list(mean_interval(per_example(stacked, m))[1:])
+                               for m in MEAN_METRICS},
         }
     return out
 

@@ -354,3 +354,50 @@ def test_pairwise_refuses_what_it_cannot_test():
     single = pairwise({"a": np.ones((2, 10))}, "hr@10")
     assert single.letters == {"a": "a"} and single.num_pairs == 0
     assert isinstance(single.matrix(), pd.DataFrame) and single.best_group() == ["a"]
+
+
+# -- the report of a pairwise result ------------------------------------------------------------
+def test_pairwise_text_says_only_what_the_test_shows():
+    from featint.report import best_group_text, pairwise_markdown, separations_lines
+
+    rng = np.random.default_rng(10)
+    found = pairwise(family(rng, [0.4, 0.38, 0.1, 0.08, -0.2], seed_sd=0.01, n=600), "hr@10")
+    text = pairwise_markdown(found)
+    assert f"({found.num_pairs} pairs)" in text and "600 test examples" in text
+    assert "3 seeds per model" in text and "Holm" in text
+    top = found.best_group()
+    sentence = best_group_text(found)
+    assert sentence.startswith(f"On HR@10, {top[0]} has the best mean")
+    for name in found.order:  # named as not separated from the best exactly when it is not
+        assert (name in sentence.split("from ", 1)[1]) == (name in top[1:])
+    for letter, members in found.groups().items():
+        line = next(line for line in text.splitlines() if line.startswith(f"- **{letter}**"))
+        assert [part.split(" (")[0] for part in line.split(": ", 1)[1].split(", ")] == members
+    for name, line in zip(found.order, separations_lines(found), strict=True):
+        ahead, behind = found.separated_from(name)
+        assert line.startswith(f"- {name} ({found.letters[name]}): ")
+        assert ("better than" in line) == bool(ahead) and ("worse than" in line) == bool(behind)
+    one_seed = pairwise({"a": np.zeros((1, 50)), "b": np.ones((3, 50))}, "mrr")
+    assert "a has one seed" in pairwise_markdown(one_seed)
+    alone = pairwise({"a": np.ones((2, 50)), "b": np.zeros((2, 50))}, "mrr")
+    assert "a (1.0000) is separated from every other model" in best_group_text(alone)
+
+
+def test_plot_pairwise_greys_what_is_not_separated():
+    from matplotlib.figure import Figure
+
+    from featint.report import plot_pairwise
+
+    rng = np.random.default_rng(11)
+    found = pairwise(family(rng, [0.5, 0.48, 0.0, -0.02], seed_sd=0.01, n=600), "mean_rank")
+    ax = Figure().subplots()
+    plot_pairwise(found, ax)
+    image = ax.images[0].get_array()  # (k, k, 4) RGBA
+    separated = found.matrix("separated").to_numpy()
+    grey = np.all(np.isclose(image[..., :3], 0.9), axis=-1)
+    off_diagonal = ~np.eye(len(found.order), dtype=bool)
+    assert (grey[off_diagonal] == ~separated[off_diagonal]).all()
+    assert len(ax.texts) == len(found.order) * (len(found.order) - 1)
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels == [f"{n} ({found.letters[n]})" for n in found.order]
+    assert ax.get_xlabel() and ax.get_ylabel()
