@@ -223,17 +223,20 @@ def pairwise_method_text(result: Pairwise) -> str:
     seeds_text = (f"{seeds[0]} seed{'s' if seeds[0] > 1 else ''} per model" if len(seeds) == 1
                   else f"{seeds[0]} to {seeds[-1]} seeds per model")
     one = [n for n in result.order if result.seeds[n] == 1]
+    noise = ("the test-set noise only: with one seed per model the training noise is not "
+             "measured" if len(one) == k else
+             "the test-set noise and the spread of each model over its seeds (training "
+             "noise)")
     text = (
         f"{LABELS[result.metric]}: every pair of the {k} models ({m} pairs) compared on "
         f"the same {result.num_examples:,} test examples, each model averaged over its seeds "
-        f"({seeds_text}). The uncertainty of a difference holds the test-set noise and the "
-        "spread of each model over its seeds (training noise), with Student's t "
+        f"({seeds_text}). The uncertainty of a difference holds {noise}, with Student's t "
         "(Welch-Satterthwaite degrees of freedom); Holm's correction over all "
         f"{m} pairs keeps the chance of even one false separation at or below "
         f"{result.alpha:.0%}.")
-    if one:
+    if one and len(one) < k:
         text += (f" {names_text(one)} {'has' if len(one) == 1 else 'have'} one seed: "
-                 "training noise is not measured there, only the test-set noise.")
+                 "its training noise is not measured, only the test-set noise.")
     return text
 
 

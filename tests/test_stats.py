@@ -379,6 +379,9 @@ def test_pairwise_text_says_only_what_the_test_shows():
         assert ("better than" in line) == bool(ahead) and ("worse than" in line) == bool(behind)
     one_seed = pairwise({"a": np.zeros((1, 50)), "b": np.ones((3, 50))}, "mrr")
     assert "a has one seed" in pairwise_markdown(one_seed)
+    all_one = pairwise({"a": np.zeros((1, 50)), "b": np.ones((1, 50))}, "mrr")
+    assert "the test-set noise only" in pairwise_markdown(all_one)
+    assert "spread of each model" not in pairwise_markdown(all_one)
     alone = pairwise({"a": np.ones((2, 50)), "b": np.zeros((2, 50))}, "mrr")
     assert "a (1.0000) is separated from every other model" in best_group_text(alone)
 
