@@ -391,11 +391,11 @@ def _sweep(columns: list[frozenset[int]], apart: set[tuple[int, int]]) -> list[f
     columns = [set(c) for c in columns]
     for c, col in enumerate(columns):
         for k in sorted(col):
-            others = [set(o) for o_i, o in enumerate(columns) if o_i != c and k in o]
-            if not others:
+            elsewhere = [other for i, other in enumerate(columns) if i != c and k in other]
+            if not elsewhere:  # k's only letter: it stays
                 continue
-            needed = [l_ for l_ in col if l_ != k and tuple(sorted((k, l_))) not in apart
-                      and not any(l_ in o for o in others)]
+            needed = [j for j in col if j != k and tuple(sorted((k, j))) not in apart
+                      and not any(j in other for other in elsewhere)]
             if not needed:
                 col.discard(k)
     return _absorb([frozenset(c) for c in columns])
