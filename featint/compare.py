@@ -50,6 +50,7 @@ import featint
 from featint.baselines import COUNTING, RandomScores
 from featint.config import Budget, Config, current, environment_snapshot, resolve_device, use
 from featint.evaluate import (
+    MEAN_METRICS,
     METRICS,
     Evaluation,
     bootstrap,
@@ -68,7 +69,7 @@ from featint.report import (
     ordered,
     save_charts,
 )
-from featint.stats import per_example, pooled_interval
+from featint.stats import mean_interval, per_example, pooled_interval
 from featint.task import PROTOCOL, NextMovieTask
 from featint.training import describe, model_hparams, setting_of, trained
 from featint.tuning import load_trials
@@ -199,9 +200,12 @@ def aggregate(
     runs: list[dict[str, Any]], ranks: dict[tuple[str, int], np.ndarray],
     bootstrap_samples: int = 1000,
 ) -> dict[str, dict[str, Any]]:
-    """One summary per model: mean and std over seeds of every metric and cost, and the
-    pooled interval of the seed-averaged metrics. ``ranks[(model, seed)]``: per-example ranks
-    of that run, on the same examples for every run."""
+    """One summary per model: mean and std over seeds of every metric and cost, the pooled
+    interval of the seed-averaged metrics over test examples (``interval``, a bootstrap) and
+    the interval that also holds the training noise (``interval_seeds``, a t interval for
+    the metrics that are means over examples: :func:`featint.stats.mean_interval`; the median
+    rank has none). ``ranks[(model, seed)]``: per-example ranks of that run, on the same
+    examples for every run."""
     out = {}
     for name in ordered([r["model"] for r in runs]):
         mine = sorted((r for r in runs if r["model"] == name), key=lambda r: r["seed"])
@@ -216,6 +220,8 @@ def aggregate(
             "std": {key: _std(v) for key, v in table.items()},
             "interval": {m: list(lohi) for m, lohi in
                          pooled_interval(stacked, bootstrap_samples).items()},
+            "interval_seeds": {m: list(mean_interval(per_example(stacked, m))[1:])
+                               for m in MEAN_METRICS},
         }
     return out
 
@@ -273,7 +279,7 @@ class Comparison:
         """``(seeds, num_examples)``: each seed's per-example values of ``metric`` (see
         :func:`featint.stats.per_example`), the columns the same test examples for every
         model, ready for :func:`featint.stats.paired_difference` and
-        :func:`featint.stats.tiers`."""
+        :func:`featint.stats.pairwise`."""
         seeds = self.aggregates[model]["seeds"]
         return np.stack([per_example(self.ranks(model, s)[0], metric) for s in seeds])
 

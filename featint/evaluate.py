@@ -42,18 +42,44 @@ def rank_of_target(scores: torch.Tensor, target: torch.Tensor, seen: torch.Tenso
     return 1.0 + higher.double() + 0.5 * equal.double()
 
 
-def metrics(ranks: np.ndarray, k: int = 10) -> dict[str, float]:
-    """Mean and median rank, MRR, HR@k and NDCG@k of an array of ranks (one relevant item,
-    so the ideal DCG is 1 and NDCG is ``1 / log2(rank + 1)`` inside the top k)."""
+#: The metrics that are means over test examples (the median rank is not).
+MEAN_METRICS = ("mean_rank", "mrr", "hr@10", "ndcg@10")
+
+
+def per_example(ranks: np.ndarray, metric: str) -> np.ndarray:
+    """The per-example values whose mean over examples is ``metric``: the one definition of
+    the metrics, which :func:`metrics`, the intervals and the paired tests of
+    :mod:`featint.stats` all use.
+
+    ``ranks``: any shape (for example ``(seeds, num_examples)``); the result has the same
+    shape, float64. ``metric``: ``mean_rank`` (the rank), ``mrr`` (``1 / rank``), ``hr@k``
+    (1 when ``rank <= k``) or ``ndcg@k`` (``1 / log2(rank + 1)`` when ``rank <= k``, else 0:
+    one relevant item, so the ideal DCG is 1), for any integer ``k``. The median rank is not
+    a mean over examples and has none.
+    """
     r = np.asarray(ranks, dtype=np.float64)
-    hit = r <= k
-    return {
-        "mean_rank": float(r.mean()),
-        "median_rank": float(np.median(r)),
-        "mrr": float((1.0 / r).mean()),
-        f"hr@{k}": float(hit.mean()),
-        f"ndcg@{k}": float(np.where(hit, 1.0 / np.log2(r + 1.0), 0.0).mean()),
-    }
+    name, _, k = metric.partition("@")
+    if metric == "mean_rank":
+        return r
+    if metric == "mrr":
+        return 1.0 / r
+    if name in ("hr", "ndcg") and k.isdigit():
+        hit = r <= int(k)
+        if name == "hr":
+            return hit.astype(np.float64)
+        return np.where(hit, 1.0 / np.log2(r + 1.0), 0.0)
+    raise ValueError(f"{metric!r} is not a mean over examples; use one of "
+                     f"{list(MEAN_METRICS)} (any k for hr@k and ndcg@k)")
+
+
+def metrics(ranks: np.ndarray, k: int = 10) -> dict[str, float]:
+    """Mean and median rank, MRR, HR@k and NDCG@k of an array of ranks: every metric but
+    the median is the mean of :func:`per_example`."""
+    r = np.asarray(ranks, dtype=np.float64)
+    mean = {m: float(per_example(r, m).mean())
+            for m in ("mean_rank", "mrr", f"hr@{k}", f"ndcg@{k}")}
+    return {"mean_rank": mean["mean_rank"], "median_rank": float(np.median(r)),
+            "mrr": mean["mrr"], f"hr@{k}": mean[f"hr@{k}"], f"ndcg@{k}": mean[f"ndcg@{k}"]}
 
 
 def bootstrap(

@@ -14,6 +14,7 @@ import pandas as pd
 
 from featint.evaluate import HIGHER_IS_BETTER, LABELS, METRICS
 from featint.files import atomic_open
+from featint.stats import Pairwise
 from featint.tuning import PAPER, SPACES, chosen_trial, load_trials
 
 #: The order of the leaderboard and the charts: roughly the order of the notebooks, from no
@@ -39,10 +40,12 @@ def ordered(names: Sequence[str]) -> list[str]:
 
 def leaderboard(aggregates: dict[str, dict[str, Any]]) -> pd.DataFrame:
     """The one leaderboard: one row per model in leaderboard order; for every metric its mean
-    over seeds, std over seeds and 95% interval (``hr@10``, ``hr@10_std``, ``hr@10_lo``,
-    ``hr@10_hi``), then parameters and costs (means over seeds) where the aggregate has them.
-    ``aggregates``: the comparison's (:func:`featint.compare.aggregate`), or single runs
-    (:func:`evaluation_table`)."""
+    over seeds, std over seeds and pooled 95% interval over test examples (``hr@10``,
+    ``hr@10_std``, ``hr@10_lo``, ``hr@10_hi``), the 95% interval that also holds the training
+    noise (``hr@10_lo_seeds``, ``hr@10_hi_seeds``: NaN for the median rank, which is not a
+    mean over examples, and where the aggregate has none), then parameters and costs (means
+    over seeds) where the aggregate has them. ``aggregates``: the comparison's
+    (:func:`featint.compare.aggregate`), or single runs (:func:`evaluation_table`)."""
     rows = {}
     for name in ordered(list(aggregates)):
         a = aggregates[name]
@@ -51,6 +54,8 @@ def leaderboard(aggregates: dict[str, dict[str, Any]]) -> pd.DataFrame:
             row[m] = a["mean"][m]
             row[f"{m}_std"] = a["std"].get(m)
             row[f"{m}_lo"], row[f"{m}_hi"] = a["interval"][m]
+            seeds = a.get("interval_seeds", {}).get(m, (np.nan, np.nan))
+            row[f"{m}_lo_seeds"], row[f"{m}_hi_seeds"] = seeds
         if "params" in a:
             row["params"] = a["params"]
         for c in COST_FIELDS:
@@ -95,16 +100,43 @@ def convergence_text(runs: list[dict[str, Any]], cap: int) -> str:
             f"by the {cap}-epoch cap (best epochs {min(best)} to {max(best)})")
 
 
-def leaderboard_cells(table: pd.DataFrame) -> pd.DataFrame:
+#: The intervals :func:`leaderboard_cells` can show: over test examples only (``test``,
+#: the pooled bootstrap), with the training noise too (``seeds``), or both side by side.
+INTERVALS = ("test", "seeds", "both")
+
+
+def leaderboard_cells(table: pd.DataFrame, intervals: str = "test") -> pd.DataFrame:
     """:func:`leaderboard` as strings: each metric as ``mean [lo, hi]``, then where the table
-    has them parameters, training seconds, epochs run and the seconds to rank the test set."""
+    has them parameters, training seconds, epochs run and the seconds to rank the test set.
+
+    ``intervals``: ``test`` shows the 95% interval over test examples (``_lo``/``_hi``);
+    ``seeds`` the 95% interval that also holds the spread over seeds (``_lo_seeds``/
+    ``_hi_seeds``, see :func:`featint.stats.mean_interval`); ``both`` puts the second in a
+    column ``<metric> with seeds`` beside each metric but the median rank, which has no
+    interval with seeds (``-`` in ``seeds``)."""
+    if intervals not in INTERVALS:
+        raise ValueError(f"intervals must be one of {INTERVALS}, got {intervals!r}")
+    if intervals != "test" and table[[f"{m}_lo_seeds" for m in METRICS if m != "median_rank"]
+                                     ].isna().all().all():
+        raise ValueError("these results have no interval with seeds (written before it "
+                         "existed): recompute the aggregates with featint.compare.aggregate, "
+                         "or use intervals='test'")
+
+    def interval(lo: float, hi: float, digits: int) -> str:
+        return "-" if pd.isna(lo) else f"[{lo:.{digits}f}, {hi:.{digits}f}]"
+
     cells = {}
     for name, row in table.iterrows():
         line = {}
         for m in METRICS:
             digits = 1 if "rank" in m else 4
-            line[LABELS[m]] = (f"{row[m]:.{digits}f} [{row[m + '_lo']:.{digits}f}, "
-                               f"{row[m + '_hi']:.{digits}f}]")
+            suffix = "_seeds" if intervals == "seeds" else ""
+            line[LABELS[m]] = (f"{row[m]:.{digits}f} "
+                               + interval(row[f"{m}_lo{suffix}"], row[f"{m}_hi{suffix}"],
+                                          digits))
+            if intervals == "both" and m != "median_rank":
+                line[f"{LABELS[m]} with seeds"] = interval(row[f"{m}_lo_seeds"],
+                                                           row[f"{m}_hi_seeds"], digits)
         for column, label, fmt in (("params", "params", "{:,.0f}"),
                                    ("train_seconds", "train s", "{:.0f}"),
                                    ("epochs", "epochs", "{:.1f}"),
@@ -117,10 +149,11 @@ def leaderboard_cells(table: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def format_leaderboard(table: pd.DataFrame, markdown: bool = False) -> str:
+def format_leaderboard(table: pd.DataFrame, markdown: bool = False,
+                       intervals: str = "test") -> str:
     """The leaderboard as aligned text (or a Markdown table, the README's):
     :func:`leaderboard_cells`."""
-    frame = leaderboard_cells(table)
+    frame = leaderboard_cells(table, intervals)
     return markdown_table(frame) if markdown else frame.to_string()
 
 
@@ -191,6 +224,153 @@ def save_charts(
                     fig.savefig(f, format=fmt, dpi=120, metadata=metadata)
                 written.append(path)
     return written
+
+
+# -- the pairwise tests ----------------------------------------------------------------------
+def names_text(names: Sequence[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    names = list(names)
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _value_text(value: float, metric: str, sign: bool = False) -> str:
+    """A metric value (or a difference, ``sign``) with the digits the leaderboard uses."""
+    digits = 1 if "rank" in metric else 4
+    return f"{value:{'+' if sign else ''}.{digits}f}"
+
+
+def pairwise_method_text(result: Pairwise) -> str:
+    """One paragraph on what :func:`featint.stats.pairwise` tested, from the result."""
+    k, m = len(result.order), result.num_pairs
+    seeds = sorted(set(result.seeds.values()))
+    seeds_text = (f"{seeds[0]} seed{'s' if seeds[0] > 1 else ''} per model" if len(seeds) == 1
+                  else f"{seeds[0]} to {seeds[-1]} seeds per model")
+    one = [n for n in result.order if result.seeds[n] == 1]
+    noise = ("the test-set noise only: with one seed per model the training noise is not "
+             "measured" if len(one) == k else
+             "the test-set noise and the spread of each model over its seeds (training "
+             "noise)")
+    text = (
+        f"{LABELS[result.metric]}: every pair of the {k} models ({m} pairs) compared on "
+        f"the same {result.num_examples:,} test examples, each model averaged over its seeds "
+        f"({seeds_text}). The uncertainty of a difference holds {noise}, with Student's t "
+        "(Welch-Satterthwaite degrees of freedom); Holm's correction over all "
+        f"{m} pairs keeps the chance of even one false separation at or below "
+        f"{result.alpha:.0%}.")
+    if one and len(one) < k:
+        text += (f" {names_text(one)} {'has' if len(one) == 1 else 'have'} one seed: "
+                 "its training noise is not measured, only the test-set noise.")
+    return text
+
+
+def best_group_text(result: Pairwise) -> str:
+    """One sentence: the model with the best mean and the models the data do not separate
+    from it (so that no single winner is claimed inside the noise)."""
+    label = LABELS[result.metric]
+    best, group = result.order[0], result.best_group()
+    mean = _value_text(result.means[best], result.metric)
+    if len(group) == 1:
+        return (f"On {label}, {best} ({mean}) is separated from every other model: it is "
+                "the best beyond the noise.")
+    others = names_text(group[1:])
+    return (f"On {label}, {best} has the best mean ({mean}), but the data do not separate "
+            f"it from {others}: no single model is shown to be the best.")
+
+
+def letters_lines(result: Pairwise) -> list[str]:
+    """One Markdown list item per letter: the models that carry it, with their means."""
+    lines = []
+    for letter, models in result.groups().items():
+        shown = ", ".join(f"{n} ({_value_text(result.means[n], result.metric)})"
+                          for n in models)
+        lines.append(f"- **{letter}**: {shown}")
+    return lines
+
+
+def separations_lines(result: Pairwise) -> list[str]:
+    """One Markdown list item per model (best first): whom it is separated from, above and
+    below, on the pairwise test."""
+    lines = []
+    for name in result.order:
+        ahead, behind = result.separated_from(name)
+        parts = []
+        if ahead:
+            parts.append(f"better than {names_text(ahead)}")
+        if behind:
+            parts.append(f"worse than {names_text(behind)}")
+        text = "; ".join(parts) if parts else "separated from no other model"
+        lines.append(f"- {name} ({result.letters[name]}): {text}")
+    return lines
+
+
+def pairwise_markdown(result: Pairwise, per_model: bool = True) -> str:
+    """The full Markdown text of a pairwise result for one metric: what was tested, the
+    models not separated from the best, the letters (models sharing a letter are not
+    separated, models sharing none are) and, with ``per_model``, each model's separations.
+    Every sentence is generated from ``result``."""
+    label = LABELS[result.metric]
+    parts = [pairwise_method_text(result), best_group_text(result),
+             f"The letters on {label}: two models that share a letter are not separated, two "
+             "that share none are (beyond the noise, in the direction of their means).",
+             "\n".join(letters_lines(result))]
+    if per_model:
+        parts += [f"Each model on {label}, best mean first:", "\n".join(separations_lines(result))]
+    return "\n\n".join(parts)
+
+
+def _difference_text(value: float, metric: str) -> str:
+    """A short signed difference for a matrix cell: ``+.009`` or ``+12``."""
+    if "rank" in metric:
+        return f"{value:+.0f}" if abs(value) >= 10 else f"{value:+.1f}"
+    return f"{value:+.3f}".replace("0.", ".", 1)
+
+
+def plot_pairwise(result: Pairwise, ax: Any) -> None:
+    """The pairwise result as a matrix: rows and columns the models, best mean first, with
+    their letters; each cell how much better the row is than the column (in the metric's
+    units, the sign turned so that + is better for mean rank too). Separated pairs are
+    coloured (blue: the row is better, red: worse; a square-root scale, so that small
+    separated differences show) with the value in bold; pairs the data do not separate are
+    grey."""
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import FuncNorm
+
+    names, k = result.order, len(result.order)
+    difference = result.matrix("difference").to_numpy()
+    separated = result.matrix("separated").to_numpy()
+    shown = np.abs(difference[separated]) if separated.any() else np.abs(difference[
+        ~np.isnan(difference)])
+    vmax = float(shown.max()) if shown.size and shown.max() > 0 else 1.0
+    # a square-root scale: a small separated difference still gets a visible colour
+    norm = FuncNorm((lambda x: np.sign(x) * np.sqrt(np.abs(x)),
+                     lambda y: np.sign(y) * np.square(y)), vmin=-vmax, vmax=vmax)
+    cmap = colormaps["RdBu"]
+    rgba = cmap(norm(np.nan_to_num(difference)))
+    rgba[~separated] = (0.9, 0.9, 0.9, 1.0)
+    rgba[np.arange(k), np.arange(k)] = (1.0, 1.0, 1.0, 1.0)
+    ax.imshow(rgba, aspect="equal")
+    size = max(5.0, min(9.0, 110.0 / max(k, 1)))
+    for i in range(k):
+        for j in range(k):
+            if i == j:
+                continue
+            strong = separated[i, j] and abs(norm(difference[i, j]) - 0.5) > 0.35
+            ax.text(j, i, _difference_text(difference[i, j], result.metric), ha="center",
+                    va="center", fontsize=size,
+                    color=("white" if strong else "black") if separated[i, j] else "0.55",
+                    fontweight="bold" if separated[i, j] else "normal")
+    ticks = [f"{n} ({result.letters[n]})" for n in names]
+    ax.set_xticks(range(k), ticks, rotation=45, ha="right", fontsize=size + 1)
+    ax.set_yticks(range(k), ticks, fontsize=size + 1)
+    ax.set_xlabel("column model (letters)")
+    ax.set_ylabel("row model (letters)")
+    label = LABELS[result.metric]
+    ax.set_title(f"{label}: how much better the row is than the column\ncoloured: separated "
+                 f"(Holm, all {result.num_pairs} pairs, family-wise {1 - result.alpha:.0%}); "
+                 "grey: not separated", fontsize=size + 2)
+    bar = ax.figure.colorbar(ScalarMappable(norm, cmap), ax=ax, shrink=0.7)
+    bar.set_label(f"{label}: how much better the row is (+) or worse (-)")
 
 
 # -- tuning ---------------------------------------------------------------------------------

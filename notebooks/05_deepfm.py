@@ -497,7 +497,7 @@ def paired_sentence(other: str, metric: str) -> str:
 
 def over_seeds(a: str, b: str, metric: str = "hr@10"):
     """a minus b on ``metric`` over the comparison's seeds and test examples (paired by
-    example, each model's seeds resampled too), or None without usable results."""
+    example, each model's spread over seeds added), or None without usable results."""
     comparison, _ = load_comparison()
     if comparison is None:
         return None
@@ -529,7 +529,7 @@ def seed_sentence(a: str, b: str) -> str:
         return text + ("The per-example ranks of those seeds are not available, so "
                        "no interval over seeds can be given here.")
     d, lo, hi = found
-    text += (f"Pairing the test examples and resampling each model's seeds as well "
+    text += (f"Pairing the test examples and adding each model's spread over its seeds "
              f"(both kinds of noise), {NAMES[a]} minus {NAMES[b]} in HR@10 is {d:+.4f} "
              f"(95% interval {lo:+.4f} to {hi:+.4f}): ")
     if lo > 0 or hi < 0:

@@ -80,11 +80,13 @@ from featint.report import (
     LADDER,
     hparams_text,
     ordered,
+    pairwise_markdown,
     plot_metric,
+    plot_pairwise,
     plot_trials,
     trials_table,
 )
-from featint.stats import paired_difference, pooled_interval, tiers
+from featint.stats import pairwise, pooled_interval
 
 print("quick mode:", quick())
 
@@ -240,98 +242,75 @@ for ax, metric in zip(axes, ("hr@10", "mean_rank"), strict=True):
 plt.show()
 
 # %% [markdown]
-# ## How sure is an order? Tiers
+# ## How sure is an order? Every pair, tested
 #
 # A difference in the table can be noise, of two kinds: another test set would give other
 # numbers (test-set noise), another seed another model (training noise). The comparison
 # orders the models by **one metric, HR@10**, and tests that same metric. Since every run
-# ranks the same test examples, two models are compared example by example: each replicate
-# of a bootstrap draws the test examples (the same draw for both models) and, for each model,
-# its seeds, so the interval of a difference holds both kinds of noise (`featint.stats.
-# paired_difference`). Walking down the order, a model joins the tier of the best model
-# above it unless that leader is better beyond the interval; then it leads a new tier. Each
-# interval is widened for the number of comparisons (Bonferroni), so that all of them hold
-# together at 95%. **Inside a tier the data cannot tell the models apart**: their order
-# there is not a finding.
+# ranks the same test examples, two models are compared example by example, each averaged
+# over its seeds; the uncertainty of the difference adds each model's spread over its seeds
+# to the test-set noise, and a t distribution (with the few degrees of freedom three seeds
+# give) turns it into a test (`featint.stats.pairwise`; its docstring has the formula).
+# **Every pair** of models is tested, since a table invites a reader to compare any two,
+# and Holm's correction over all the pairs keeps the chance of even one false separation
+# at 5%. The result is a matrix (each cell: how much better the row is than the column,
+# coloured where the data separate the two) and a **compact letter display**: two models
+# that share a letter are not separated, two that share none are. Letters are not tiers:
+# a model can share a letter with two models that are separated from each other.
 
 # %%
 ORDER_METRIC = "hr@10"
-samples = 500 if quick() else 2000
 contenders = [n for n in table.index if n != "random"]
 values = {n: comparison.per_example(n, ORDER_METRIC) for n in contenders}
-found = tiers(values, ORDER_METRIC, num_samples=samples)
+found = pairwise(values, ORDER_METRIC)
 cap = settings["budget"]["epochs"]
 capped = sorted({r["model"] for r in runs
                  if r["kind"] == "model" and r["best_epoch"] == cap})
-tier_rows = []
-tests = found.tests.set_index("model") if len(found.tests) else None
-for number, group in enumerate(found.groups, 1):
-    for name in group:
-        row = {"tier": number, "model": name,
-               "HR@10": cell(table.loc[name], ORDER_METRIC)}
-        if tests is not None and name in tests.index:
-            t = tests.loc[name]
-            row["Δ to leader"] = (f"{t['difference']:+.4f} "
-                                  f"[{t['lo']:+.4f}, {t['hi']:+.4f}]")
-            row["leader"] = t["leader"]
-        row["stopped by the epoch cap"] = "yes" if name in capped else ""
-        tier_rows.append(row)
-tier_table = pd.DataFrame(tier_rows).set_index(["tier", "model"]).fillna("")
-display(tier_table)
+letter_table = pd.DataFrame({
+    "letters": [found.letters[n] for n in found.order],
+    "HR@10": [cell(table.loc[n], ORDER_METRIC) for n in found.order],
+    "stopped by the epoch cap": ["yes" if n in capped else "" for n in found.order],
+}, index=pd.Index(found.order, name="model"))
+display(letter_table)
 
 # %% tags=["hide-input"]
-fig, ax = plt.subplots(figsize=(8, 0.38 * len(contenders) + 1.4), layout="constrained")
-names = [n for group in found.groups for n in group]
-mean = np.array([table.loc[n, ORDER_METRIC] for n in names])
-lo = np.array([table.loc[n, f"{ORDER_METRIC}_lo"] for n in names])
-hi = np.array([table.loc[n, f"{ORDER_METRIC}_hi"] for n in names])
-colours = [f"C{found.tier_of(n) - 1}" for n in names]
-ax.barh(names, mean, xerr=[mean - lo, hi - mean], color=colours, capsize=3)
-for i, n in enumerate(names):
-    label = f"tier {found.tier_of(n)}" + (" (capped)" if n in capped else "")
-    ax.annotate(label, (hi[i], i), xytext=(4, 0), textcoords="offset points",
-                va="center", fontsize=8)
-ax.invert_yaxis()
-ax.set(xlabel="test HR@10, mean over seeds (95% interval over test examples)",
-       title="Tiers: models the data cannot separate share a colour")
-ax.set_xlim(0, hi.max() * 1.25)
+size = len(found.order)
+fig, ax = plt.subplots(figsize=(0.55 * size + 3, 0.5 * size + 1.5),
+                       layout="constrained")
+plot_pairwise(found, ax)
 plt.show()
 
 # %% tags=["remove-input"]
-top = found.groups[0]
-alone = ", alone: it is better than every other model beyond the noise."
-together = (": they cannot be told apart on this test set with these seeds, so none of "
-            "them is *the* winner.")
-cap_text = (f" Stopped by the {cap}-epoch cap in at least one seed (best epoch = the "
+top = found.best_group()
+cap_text = (f"Stopped by the {cap}-epoch cap in at least one seed (best epoch = the "
             f"last one allowed): {', '.join(capped)}. Those models might still "
             "improve: they are compared at this budget, not at their best."
             if capped else
-            f" Early stopping, not the {cap}-epoch cap, ended every run.")
-display(Markdown(
-    f"The data separate {len(found.groups)} tiers on HR@10. The first holds "
-    f"{', '.join(top)}" + (together if len(top) > 1 else alone) + cap_text))
+            f"Early stopping, not the {cap}-epoch cap, ended every run.")
+display(Markdown(pairwise_markdown(found) + "\n\n" + cap_text))
 
 # %% [markdown]
 # ## What each architecture adds over the ladder
 #
 # The question a reader should ask of every model: what does it buy over the simple methods?
 # For each model, the difference in HR@10 to each rung (model minus rung, mean over seeds),
-# with its two-stage paired interval, widened for the number of comparisons in the table.
-# A difference whose interval excludes zero is marked ▲ (better) or ▼ (worse); the rest is
-# within the noise.
+# with its interval from the pairwise test above (these pairs are among the ones Holm's
+# correction counted). A separated pair is marked ▲ (the model is better) or ▼ (worse); the
+# rest is within the noise.
 
 # %%
 rungs = [n for n in ("popular", "markov", "itemknn", "mf") if n in values]
 trained_models = [n for n in models if n in values]
-num_tests = max(len(rungs) * len(trained_models), 1)
-level = 1 - 0.05 / num_tests
 over = {}
 for name in trained_models:
     over[name] = {}
     for rung in rungs:
-        d, lo_d, hi_d = paired_difference(values[name], values[rung],
-                                          num_samples=samples, level=level)
-        mark = "▲" if lo_d > 0 else "▼" if hi_d < 0 else " "
+        test = found.pair(name, rung)  # test["a"] is the better of the two by mean
+        ahead = test["a"] == name
+        d = test["difference"] if ahead else -test["difference"]
+        lo_d, hi_d = ((test["lo"], test["hi"]) if ahead
+                      else (-test["hi"], -test["lo"]))
+        mark = ("▲" if ahead else "▼") if test["separated"] else " "
         over[name][rung] = (d, lo_d, hi_d, mark)
 adds = pd.DataFrame({
     f"vs {rung}": [f"{over[n][rung][3]} {over[n][rung][0]:+.4f} "
@@ -399,19 +378,21 @@ else:
     tau, concordant, discordant = kendall_tau(common, ours)
     flipped = [(a, b) for i, a in enumerate(common) for b in common[i + 1:]
                if ours.index(a) > ours.index(b)]
-    ranks_of = {m: comparison.per_example(m, "mean_rank") for m in common}
+    by_rank = pairwise({m: comparison.per_example(m, "mean_rank") for m in contenders},
+                       "mean_rank")
     real, noise = [], []
     for a, b in flipped:  # a before b in the seed article, after b here
-        d, lo_d, hi_d = paired_difference(ranks_of[a], ranks_of[b], num_samples=samples,
-                                          level=1 - 0.05 / max(len(flipped), 1))
-        text = f"{a} vs {b} ({d:+.1f} [{lo_d:+.1f}, {hi_d:+.1f}])"
-        (real if lo_d > 0 else noise).append(text)
+        test = by_rank.pair(a, b)  # b is ahead: the difference is a's rank minus b's
+        text = (f"{a} vs {b} ({test['difference']:+.1f} "
+                f"[{test['lo']:+.1f}, {test['hi']:+.1f}])")
+        (real if test["separated"] else noise).append(text)
     display(Markdown(
         f"Of the {concordant + discordant} pairs among the {len(common)} models both "
         f"compare, featint orders {concordant} the way the seed article does and "
         f"{discordant} the other way (Kendall's tau {tau:+.2f}; +1 is the same order, "
         "-1 the reverse). For each reversed pair, the mean-rank difference (the seed "
-        "article's winner minus featint's, over all seeds, with its paired interval): "
+        "article's winner minus featint's, over all seeds, with its interval from the "
+        "pairwise test on mean rank, Holm over all its pairs): "
         f"beyond the noise for {', '.join(real) or 'none'}; "
         f"within it for {', '.join(noise) or 'none'}."))
 
@@ -452,11 +433,15 @@ plt.show()
 
 # %% tags=["remove-input"]
 cheapest_top = min(top, key=lambda m: table.loc[m, "params"])
+better = found.separated_from(cheapest_top)[1]
 display(Markdown(
-    f"The smallest model of the first tier is {cheapest_top} "
-    f"({table.loc[cheapest_top, 'params']:,} parameters, "
-    f"{table.loc[cheapest_top, 'train_seconds']:.0f} s of training): anything larger "
-    "in that tier buys no accuracy this test set can see."))
+    "The smallest of the models not separated from the best on HR@10 is "
+    f"{cheapest_top} ({table.loc[cheapest_top, 'params']:,} parameters, "
+    f"{table.loc[cheapest_top, 'train_seconds']:.0f} s of training): "
+    + (f"{', '.join(better)} {'is' if len(better) == 1 else 'are'} better beyond the "
+       "noise." if better else
+       "no model is better beyond the noise, so anything larger buys no accuracy "
+       "this test set can see.")))
 
 # %% [markdown]
 # ## Memorisation or generalisation?
@@ -467,8 +452,9 @@ display(Markdown(
 # four equal groups by how often the target movie was rated in the training period, and
 # separately by how long the user's history was at that point. The charts show HR@10 in
 # each group (mean over seeds, with its 95% interval over the group's examples), and the
-# text names, per group, the models the data cannot separate at the top (the first tier,
-# computed as above on the group's examples alone), never a single winner inside the noise.
+# text names, per group, the model with the best mean and those the group's examples do
+# not separate from it (every pair tested as above, on the group's examples alone), never a
+# single winner inside the noise.
 
 # %% tags=["hide-input"]
 task = build_task(load_movielens())
@@ -521,8 +507,7 @@ for ax, (title, groups) in zip(axes, groupings.items(), strict=True):
         mask = np.asarray(groups == label)
         group_values = {n: (all_ranks[n][:, mask] <= 10).astype(float)
                         for n in shown_models}
-        group_tiers = tiers(group_values, "hr@10", num_samples=200 if quick() else 500)
-        group_tops[(title, label)] = group_tiers.groups[0]
+        group_tops[(title, label)] = pairwise(group_values, "hr@10").best_group()
 axes[0].set_ylabel("HR@10 (95% interval)")
 axes[1].legend(fontsize=7, ncol=2)
 plt.show()
@@ -535,8 +520,8 @@ pop_by = {label: float((all_ranks["popular"][:, np.asarray(by_target == label)] 
                        .mean()) for label in by_target.categories}
 rare_label, frequent_label = list(pop_by)[0], list(pop_by)[-1]
 display(Markdown(
-    "The first tier of each group (models the group's examples cannot separate at the "
-    "top):\n\n" + "\n".join(lines) + "\n\n"
+    "In each group, the model with the best mean, then those the group's examples do "
+    "not separate from it:\n\n" + "\n".join(lines) + "\n\n"
     f"Most popular reaches HR@10 {pop_by[rare_label]:.4f} on the targets with the "
     f"fewest train ratings ({rare_label}) and {pop_by[frequent_label]:.4f} on those "
     f"with the most ({frequent_label}): popularity is memorisation and nothing else."))
@@ -548,7 +533,8 @@ display(Markdown(
 #   (chosen on validation), three seeds, and the baseline ladder: every number above comes
 #   from `results/`, written by `make tune` and `make run`, or from a cell of this notebook.
 # - Models are ordered by one metric, HR@10, and tested on it with paired intervals that
-#   hold both test-set and training noise; tiers show what the data cannot separate.
+#   hold both test-set and training noise; every pair is tested (Holm's correction over
+#   all of them) and the letters show what the data cannot separate.
 # - The counting baselines (Markov, ItemKNN) are the bar that matters: most popular is far
 #   too low a bar for this task.
 # - A model whose best epoch was the epoch cap is compared at this budget, not at its best.
@@ -567,29 +553,30 @@ display(Markdown(
 # and $p_{+} + p_{-} = 0.05$, its variance is about $0.05 - 0.01^2 \approx 0.0499$, so the
 # standard error of the mean is $\sqrt{0.0499 / 20000} \approx 0.0016$: 0.010 is about six
 # standard errors, beyond the test-set noise. Whether it survives the *training* noise
-# depends on the spread over seeds, which is what the tiers above add.
+# depends on the spread over seeds, which is what the pairwise test above adds.
 # :::
 #
-# 2. *(code)* Order the models by MRR instead of HR@10 and compute the tiers. Do the first
-#    tiers agree?
+# 2. *(code)* Test every pair on MRR instead of HR@10. Do the models not separated from
+#    the best agree, and do the letters?
 
 # %% tags=["hide-input"]
-by_mrr = tiers({n: comparison.per_example(n, "mrr") for n in contenders}, "mrr",
-               num_samples=200 if quick() else 1000)
-print("first tier by HR@10:", ", ".join(found.groups[0]))
-print("first tier by MRR:  ", ", ".join(by_mrr.groups[0]))
+by_mrr = pairwise({n: comparison.per_example(n, "mrr") for n in contenders}, "mrr")
+print("not separated from the best by HR@10:", ", ".join(found.best_group()))
+print("not separated from the best by MRR:  ", ", ".join(by_mrr.best_group()))
+display(pd.DataFrame({"HR@10": found.letters, "MRR": by_mrr.letters}).loc[found.order])
 
 # %% [markdown]
-# 3. *(think)* The tiers compare each model with its tier's leader only. Why can two members
-#    of one tier still differ beyond the noise, and why is that acceptable for a tier?
+# 3. *(think)* Three models A, B, C: A and B are not separated, B and C are not
+#    separated, but A and C are. Which letters do they get, and why is this no
+#    contradiction?
 #
 # :::{admonition} Solution
 # :class: dropdown
-# "Not separable from the leader" is not transitive: A may be within the noise of the leader
-# L, B too, and yet B sit further below L than A, with A vs B just beyond the noise. A tier
-# claims only that no member is shown to be worse than its leader; it does not claim the
-# members are equal. The alternative, testing every pair, multiplies the comparisons and
-# widens every interval.
+# A gets *a*, B gets *ab* and C gets *b*: A and B share *a*, B and C share *b*, A and C
+# share nothing. "Not separated" is not "equal" and is not transitive: B may sit close
+# enough to A and to C that neither difference is beyond the noise, while A and C, twice as
+# far apart, are. This is why the letters are not tiers: a chain of "within the noise of
+# the one above" can end far from where it started.
 # :::
 #
 # 4. *(think)* Each model's setting is the best of its trials on validation, so its
@@ -601,7 +588,7 @@ print("first tier by MRR:  ", ", ".join(by_mrr.groups[0]))
 # No: the test set played no part in the choice, so a test score is an unbiased estimate of
 # the chosen setting's quality. What the choice can do is pick a setting that was lucky on
 # validation rather than good; with the same number of trials for every model that luck is
-# spread evenly, and it is one reason to read tiers, not ranks.
+# spread evenly, and it is one reason to read the letters, not the ranks.
 # :::
 #
 # ## Reproducing this chapter

@@ -148,6 +148,9 @@ def check_outputs(out: Path, models: list[str], seeds: list[int]) -> dict:
             lo, hi = agg["interval"][m]
             assert lo <= agg["mean"][m] <= hi, (name, m)
             assert (agg["std"][m] is None) == (len(seeds) == 1)
+        assert list(agg["interval_seeds"]) == [m for m in METRICS if m != "median_rank"]
+        for m, (lo, hi) in agg["interval_seeds"].items():
+            assert lo <= agg["mean"][m] <= hi, (name, m)
     for run in results["runs"]:
         ranks, examples = load_ranks(out / run["ranks_file"])
         assert len(ranks) == len(examples) == run["num_examples"]
@@ -374,6 +377,45 @@ def test_cli_leaderboard(capsys, tmp_path, synthetic_task):
     assert cli.main(["leaderboard", "--results", str(out)]) == 0
     err = capsys.readouterr().err
     assert "protocol v1 results" in err and "protocol v2" in err
+
+
+def test_leaderboard_shows_the_interval_with_seeds_beside_the_test_interval():
+    """aggregate adds the interval that holds the training noise; format_leaderboard shows
+    either interval or both, and refuses results that lack the second."""
+    import numpy as np
+
+    from featint.compare import aggregate
+    from featint.report import COST_FIELDS, format_leaderboard, leaderboard
+    from featint.stats import mean_interval, per_example
+
+    rng = np.random.default_rng(0)
+    ranks = {("fm", s): rng.integers(1, 200, 500).astype(float) + 10 * s for s in range(3)}
+    ranks.update({("popular", s): ranks[("fm", 0)] + 50 for s in range(3)})
+    runs = [{"model": n, "seed": s, "kind": "baseline" if n == "popular" else "model",
+             "params": 1, "metrics": metrics(r), **{c: 1.0 for c in COST_FIELDS}}
+            for (n, s), r in ranks.items()]
+    found = aggregate(runs, ranks, bootstrap_samples=100)
+    stacked = np.stack([ranks[("fm", s)] for s in range(3)])
+    assert found["fm"]["interval_seeds"]["hr@10"] == pytest.approx(
+        list(mean_interval(per_example(stacked, "hr@10"))[1:]))
+    table = leaderboard(found)
+    fm = table.loc["fm"]
+    assert fm["mean_rank_hi_seeds"] - fm["mean_rank_lo_seeds"] > fm["mean_rank_hi"] - fm[
+        "mean_rank_lo"]  # seeds 10 ranks apart: the training noise widens the interval
+    test_only = format_leaderboard(table)
+    assert f"[{fm['mean_rank_lo']:.1f}, {fm['mean_rank_hi']:.1f}]" in test_only
+    seeds = format_leaderboard(table, intervals="seeds")
+    assert f"[{fm['mean_rank_lo_seeds']:.1f}, {fm['mean_rank_hi_seeds']:.1f}]" in seeds
+    both = format_leaderboard(table, markdown=True, intervals="both")
+    assert "| mean rank with seeds |" in both and "median rank with seeds" not in both
+    assert f"[{fm['mrr_lo']:.4f}, {fm['mrr_hi']:.4f}] | [{fm['mrr_lo_seeds']:.4f}" in both
+    with pytest.raises(ValueError, match="intervals must be one of"):
+        format_leaderboard(table, intervals="all")
+    for agg in found.values():
+        del agg["interval_seeds"]  # results written before the interval existed
+    with pytest.raises(ValueError, match="recompute the aggregates"):
+        format_leaderboard(leaderboard(found), intervals="both")
+    assert format_leaderboard(leaderboard(found)) == test_only
 
 
 def test_convergence_text_names_runs_stopped_by_the_cap():
