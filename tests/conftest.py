@@ -1,12 +1,14 @@
 """Shared fixtures. Tests that need the real MovieLens files use ``ml``/``task``; they run
 wherever the data is available without downloading (``FEATINT_DATA_DIR`` or the user cache),
-are skipped elsewhere, and fail under CI, where the data must be there."""
+are skipped elsewhere, and fail under CI, where the data must be there. ``browser`` is one
+page of headless Chromium (tests/browser.py) for the tests that look at what a reader sees."""
 
 from __future__ import annotations
 
 import os
 
 import pytest
+from browser import chromium
 
 from featint.data import DataError, load_movielens
 from featint.synthetic import synthetic_movielens
@@ -44,3 +46,24 @@ def synthetic_ml():
 @pytest.fixture(scope="session")
 def synthetic_task(synthetic_ml):
     return build_task(synthetic_ml)
+
+
+@pytest.fixture(scope="session")
+def _chromium():
+    with chromium() as page:
+        yield page
+
+
+@pytest.fixture
+def browser(_chromium):
+    """One page of headless Chromium, driven over DevTools: ``call(method, **params)``,
+    ``wait_for(event)`` and ``events`` (every event received so far; Network and Page are on).
+    One Chromium serves the session; after each test the page goes back to about:blank with
+    no events, so a live page (JupyterLab keeps polling) cannot leak into the next test.
+    Skipped without Chromium, except under CI."""
+    _chromium.events.clear()
+    yield _chromium
+    _chromium.events.clear()
+    _chromium.call("Page.navigate", url="about:blank")
+    _chromium.wait_for("Page.loadEventFired")
+    _chromium.events.clear()

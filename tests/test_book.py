@@ -7,26 +7,20 @@ every formula was typeset by MathJax, and every request the page made (all must 
 machine: MathJax ships with the book, not from a CDN). Links between pages are checked
 against the files of the build.
 
-Chromium is Debian's ``chromium`` package. Without it these browser checks are skipped, except
-under CI (``CI`` set), where they fail.
+The browser is the ``browser`` fixture (tests/conftest.py, tests/browser.py): Debian's
+``chromium`` package; without it these browser checks are skipped, except under CI (``CI``
+set), where they fail.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import http.server
 import json
-import os
 import re
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
-import time
-import urllib.request
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
@@ -163,16 +157,6 @@ def test_internal_links_resolve(built_book):
 # --- the browser -------------------------------------------------------------------------
 
 
-def chromium_binary() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found:
-        return found
-    reason = "headless Chromium is not installed (apt-get install -y chromium)"
-    if os.environ.get("CI"):
-        pytest.fail(reason)
-    pytest.skip(reason)
-
-
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args) -> None:  # keep pytest's output clean
         pass
@@ -190,87 +174,6 @@ def site(built_book):
     finally:
         server.shutdown()
         server.server_close()
-
-
-class DevTools:
-    """A minimal Chrome DevTools protocol client for one page: commands and their events."""
-
-    def __init__(self, ws_url: str) -> None:
-        import websocket  # websocket-client, a dependency of jupyter_server
-
-        # No Origin header: Chromium refuses DevTools connections from foreign origins.
-        self.ws = websocket.create_connection(ws_url, timeout=PAGE_TIMEOUT_S, suppress_origin=True)
-        self.next_id = 0
-        self.events: list[dict] = []
-
-    def call(self, method: str, **params) -> dict:
-        self.next_id += 1
-        self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
-        while True:
-            message = json.loads(self.ws.recv())
-            if message.get("id") == self.next_id:
-                if "error" in message:
-                    raise RuntimeError(f"{method}: {message['error']}")
-                return message["result"]
-            self.events.append(message)
-
-    def wait_for(self, event: str) -> dict:
-        """The next (or an already received) event named ``event``."""
-        while True:
-            for message in self.events:
-                if message.get("method") == event:
-                    self.events.remove(message)
-                    return message
-            self.events.append(json.loads(self.ws.recv()))
-
-    def close(self) -> None:
-        self.ws.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def browser():
-    """Headless Chromium with a fresh profile and a DevTools port; killed at the end."""
-    binary = chromium_binary()
-    profile = tempfile.mkdtemp(prefix="featint-chromium-")
-    port = _free_port()
-    cmd = [
-        binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-        "--no-first-run", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--disable-extensions", "--mute-audio", "--window-size=1280,900",
-        f"--user-data-dir={profile}", f"--remote-debugging-port={port}",
-        "--remote-debugging-address=127.0.0.1", "about:blank",
-    ]  # fmt: skip
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
-    try:
-        deadline = time.monotonic() + 30
-        targets: list[dict] = []
-        while not targets:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"Chromium did not open its DevTools port (exit {proc.poll()})")
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=5) as r:
-                    targets = [t for t in json.load(r) if t["type"] == "page"]
-            time.sleep(0.2)
-        devtools = DevTools(targets[0]["webSocketDebuggerUrl"])
-        try:
-            devtools.call("Network.enable")
-            devtools.call("Page.enable")
-            yield devtools
-        finally:
-            devtools.close()
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, 9)
-        proc.wait(timeout=30)
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 # Runs in the page once it has loaded: waits for MathJax to finish, forces every image to load

@@ -1,5 +1,7 @@
 """`make lab` works: JupyterLab starts headless on this repository, serves every notebook (and
-its jupytext twin), refuses requests without the token, and runs featint in a kernel.
+its jupytext twin), refuses requests without the token, runs featint in a kernel, and shows a
+chapter as the book does: headless Chromium opens it and finds its MyST (citations,
+admonitions) rendered by jupyterlab-myst, not left raw.
 
 The server runs on 127.0.0.1 with its config, runtime and workspace folders in a temporary
 directory, so the developer's own Jupyter settings neither leak in nor get written. Whatever
@@ -13,6 +15,7 @@ import contextlib
 import datetime
 import json
 import os
+import re
 import secrets
 import signal
 import socket
@@ -34,6 +37,14 @@ REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 START_TIMEOUT_S = 120
 KERNEL_TIMEOUT_S = 120
+RENDER_TIMEOUT_S = 180
+# The user settings of the test's JupyterLab. Every cell is in the page (no windowing), so
+# every Markdown cell is rendered without scrolling; no autosave, since the browser test opens
+# the repository's own chapter.
+LAB_SETTINGS = {
+    "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"},
+    "@jupyterlab/docmanager-extension/plugin": {"autosave": False},
+}
 
 
 def _free_port() -> int:
@@ -102,6 +113,10 @@ def lab(tmp_path_factory):
         "JUPYTERLAB_WORKSPACES_DIR": str(tmp / "workspaces"),
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
     }
+    for plugin, values in LAB_SETTINGS.items():
+        settings = tmp / "config" / "lab" / "user-settings" / f"{plugin}.jupyterlab-settings"
+        settings.parent.mkdir(parents=True, exist_ok=True)
+        settings.write_text(json.dumps(values))
     port, token = _free_port(), secrets.token_hex(16)
     cmd = [
         str(Path(sys.executable).with_name("jupyter")), "lab", "--no-browser",
@@ -234,3 +249,93 @@ def test_kernel_runs_featint(lab):
     finally:
         assert lab.request("DELETE", f"/api/kernels/{kernel['id']}")[0] == 204
     assert kernel["id"] not in [k["id"] for k in lab.get("/api/kernels")[1]]
+
+
+# --- MyST in the browser -----------------------------------------------------------------
+
+MYST_CHAPTER = "notebooks/03_afm.ipynb"
+CITE = re.compile(r"\{cite(?::\w+)?\}`([^`]+)`")
+ADMONITION = re.compile(r"^:::\{admonition\} *(.*?)\s*$", flags=re.M)
+RAW_MYST = re.compile(r"\{cite(?::\w+)?\}|:::\{|```\{")
+
+# What the page shows of each Markdown cell: its rendered text (empty until rendered),
+# whether jupyterlab-myst rendered it (its widget has the class `myst`), the text of every
+# inline element outside code (jupyterlab-myst 2 has no bibliography: it shows {cite}`key` as
+# a <span> holding the key, marked "Citation Not Found"; JupyterLab's own renderer leaves
+# "{cite}" and the key in <code>), and the titles of the admonitions it rendered.
+READ_MARKDOWN_CELLS = """
+[...document.querySelectorAll(".jp-Notebook .jp-MarkdownCell")].map(cell => {
+  const out = cell.querySelector(
+    ".jp-Cell-inputArea > :not(.jp-InputPrompt):not(.jp-Editor)");
+  if (!out) return {text: "", myst: false, inline: [], admonitions: []};
+  return {
+    text: out.textContent,
+    myst: out.classList.contains("myst"),
+    inline: [...out.querySelectorAll("span, a, cite")].filter(el => !el.closest("code, pre"))
+      .map(el => el.textContent.trim()),
+    admonitions: [...out.querySelectorAll(".myst-admonition-header-text")]
+      .map(el => el.textContent.trim()),
+  };
+})
+"""
+
+
+def _markdown_sources(path: Path) -> list[str]:
+    cells = json.loads(path.read_text())["cells"]
+    return ["".join(c["source"]) for c in cells if c["cell_type"] == "markdown"]
+
+
+def _myst_problems(sources: list[str], shown: list[dict]) -> list[str]:
+    """What the page gets wrong about the chapter's MyST; empty when it shows it all."""
+    if not any(cell["myst"] for cell in shown):
+        problems = ["no Markdown cell was rendered by jupyterlab-myst: is it installed and "
+                    "enabled (`jupyter labextension list`)?"]  # fmt: skip
+    else:
+        problems = [f"Markdown cell {i}: not rendered by jupyterlab-myst"
+                    for i, cell in enumerate(shown) if not cell["myst"]]  # fmt: skip
+    for i, (source, cell) in enumerate(zip(sources, shown, strict=True)):
+        where = f"Markdown cell {i} ({(source.strip().splitlines() or [''])[0][:50]!r})"
+        if RAW_MYST.search(cell["text"]):
+            problems.append(f"{where} shows raw MyST: {RAW_MYST.search(cell['text'])[0]!r}")
+        for keys in CITE.findall(source):
+            for key in keys.split(","):
+                if key.strip() not in cell["inline"]:
+                    problems.append(f"{where}: the citation {key.strip()!r} is not rendered")
+        if ADMONITION.findall(source) != cell["admonitions"]:
+            problems.append(f"{where}: admonitions {cell['admonitions']}, source has "
+                            f"{ADMONITION.findall(source)}")  # fmt: skip
+    return problems
+
+
+@pytest.mark.slow
+def test_chapter_myst_is_rendered_in_the_browser(lab, browser):
+    """A chapter opened in JupyterLab shows its citations and admonitions rendered (by
+    jupyterlab-myst), and no Markdown cell shows raw MyST such as "{cite}`"."""
+    sources = _markdown_sources(REPO / MYST_CHAPTER)
+    assert any(CITE.search(s) for s in sources), f"{MYST_CHAPTER} cites nothing: pick another"
+    assert any(ADMONITION.search(s) for s in sources), f"{MYST_CHAPTER} has no admonition"
+    browser.events.clear()
+    browser.call("Page.navigate", url=f"{lab.url}/lab/tree/{MYST_CHAPTER}?token={lab.token}")
+    browser.wait_for("Page.loadEventFired")
+
+    def read() -> list[dict]:
+        result = browser.call("Runtime.evaluate", expression=READ_MARKDOWN_CELLS,
+                              returnByValue=True)  # fmt: skip
+        assert "exceptionDetails" not in result, result["exceptionDetails"]
+        return result["result"]["value"]
+
+    # Wait until every Markdown cell shows rendered text, then give jupyterlab-myst's later
+    # passes (citations, directives) a few seconds to settle before judging.
+    deadline = time.monotonic() + RENDER_TIMEOUT_S
+    while len(shown := read()) != len(sources) or not all(c["text"].strip() for c in shown):
+        rendered = sum(bool(c["text"].strip()) for c in shown)
+        assert time.monotonic() < deadline, (
+            f"{MYST_CHAPTER}: {rendered} of {len(sources)} Markdown cells rendered after "
+            f"{RENDER_TIMEOUT_S} s"
+        )
+        time.sleep(0.5)
+    settle = time.monotonic() + 20
+    while (problems := _myst_problems(sources, shown)) and time.monotonic() < settle:
+        time.sleep(0.5)
+        shown = read()
+    assert not problems, f"{MYST_CHAPTER} in JupyterLab:\n" + "\n".join(problems)
