@@ -1,4 +1,5 @@
-"""The next-movie task, protocol v2 (``featint.task``): counts, split, features, negatives.
+"""The next-movie task (``featint.task``): counts, split, features, negatives, the history
+window of protocol v3.
 
 The features are checked against a second, deliberately naive implementation written here: a
 plain Python loop over each user's raw ratings that looks only at the positions before ``t``.
@@ -58,6 +59,16 @@ class Reference:
         self.movie = {item_id: k for k, item_id in enumerate(sorted(ml.items.index))}
         self.flags = {int(i): row.tolist() for i, row in ml.items[list(ml.genres)].iterrows()}
 
+    def history(self, task: NextMovieTask, before: list) -> dict[str, dict[int, float]]:
+        """The history bags: the last ``task.window`` movies before ``t`` (all when None),
+        each weighing one over their number; ``history_all``, where the task has it, all."""
+        window = task.window if task.window is not None else len(before)
+        recent = before[-window:]
+        out = {"history": {self.movie[item]: 1 / len(recent) for item, _, _ in recent}}
+        if "history_all" in task.history_fields:
+            out["history_all"] = {self.movie[item]: 1 / len(before) for item, _, _ in before}
+        return out
+
     def context(self, task: NextMovieTask, e: int) -> dict[str, object]:
         """Every context feature of example ``e``, from the raw ratings before ``t``."""
         ml, movie = self.ml, self.movie
@@ -86,7 +97,7 @@ class Reference:
             "gap": count_edges_at_or_below(seq[t][2] - seq[t - 1][2], GAP_EDGES),
             "last_movie": movie[before[-1][0]],
             "last_rating": before[-1][1] - 1,
-            "history": {movie[item]: 1 / t for item, _, _ in before},
+            **self.history(task, before),
             "user_mean_rating": [(sum(ratings) / t - 3) / 2],
             "genre_share": share,
             "genre_mean_rating": genre_mean,
@@ -124,7 +135,7 @@ def assert_context_matches(ml, task, examples) -> None:
         assert int(task.target[e]) == want.pop("target")
         assert got.keys() == want.keys()
         for name, value in want.items():
-            if name == "history":
+            if name.startswith("history"):
                 assert got[name].keys() == value.keys(), (e, name)
                 assert got[name] == pytest.approx(value, rel=1e-6), (e, name)
             elif isinstance(value, list):
@@ -384,3 +395,52 @@ def test_popularity_counts_ratings_before_each_test_period(synthetic_task):
         start = task.seq_start[u]
         np.add.at(expected, task.seq_items[start:start + first_test], 1)
     assert np.array_equal(task.popularity(), expected)
+
+
+# -- protocol v3: the history window ------------------------------------------------------------
+@pytest.mark.parametrize("window", [1, 3, 10, None])
+def test_the_window_holds_exactly_the_last_w_positions_before_t(synthetic_ml, window):
+    task = build_task(synthetic_ml, protocol=3, window=window, history_all=window == 3)
+    assert task.window == window
+    examples = sample_examples(task, 60)
+    assert_context_matches(synthetic_ml, task, examples)  # against the naive reference
+    context = task.context(examples)
+    for name, number in task.history_fields.items():
+        slots = context.field == number
+        weights = context.val[:, slots].double().sum(1).numpy()
+        assert weights == pytest.approx(np.ones(len(examples)), abs=1e-6), name  # a mean
+        kept = (context.idx[:, slots] > 0).sum(1).numpy()
+        t = task.t[examples]
+        expected = t if name == "history_all" or window is None else np.minimum(t, window)
+        assert np.array_equal(kept, expected), name
+
+
+def test_the_window_of_the_real_data_against_the_reference(ml):
+    task = build_task(ml, protocol=3, window=10)
+    assert_context_matches(ml, task, sample_examples(task, 40, seed=3))
+
+
+@pytest.mark.parametrize("window", [5, None])
+def test_changing_the_future_leaves_the_windowed_context_unchanged(synthetic_ml, window):
+    """Leakage under v3: ratings at t and later (targets of this and later examples) never
+    reach the context of position t, whatever the window."""
+    task = build_task(synthetic_ml, protocol=3, window=window, history_all=True)
+    ratings = synthetic_ml.ratings.copy()
+    changed = replace(synthetic_ml, ratings=ratings)
+    e = int(np.flatnonzero(task.t == 12)[0])
+    user_id = int(task.user_ids[task.user[e]])
+    mine = sequence_order(ratings, 3)
+    mine = mine[mine["user"] == user_id]
+    future = mine.index[12:]  # the ratings from position t on
+    ratings.loc[future, "rating"] = 6 - ratings.loc[future, "rating"]
+    unseen = sorted(set(synthetic_ml.items.index) - set(mine["item"]))
+    ratings.loc[future, "item"] = unseen[:len(future)]
+    other = build_task(changed, protocol=3, window=window, history_all=True)
+    before, after = task.context(np.array([e])), other.context(np.array([e]))
+    assert np.array_equal(before.idx, after.idx) and np.array_equal(before.val, after.val)
+
+
+def test_a_window_must_be_a_positive_whole_number(synthetic_ml):
+    for bad in (0, -2, 2.5, "10"):
+        with pytest.raises(ValueError, match="window must be a whole number"):
+            build_task(synthetic_ml, protocol=3, window=bad)
