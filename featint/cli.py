@@ -22,7 +22,7 @@ from featint.data import ENV_VAR, DataError
 from featint.models import MODELS
 from featint.report import BASELINES, ordered
 
-#: The counts the protocol (v1 and v2 alike) gives on the official MovieLens 100K.
+#: The counts the protocol (v1, v2 and v3 alike) gives on the official MovieLens 100K.
 PROTOCOL_COUNTS = {"users": 943, "movies": 1682, "examples": 99057, "fit": 70581,
                    "valid": 8289, "test": 20187}
 
@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp = commands.add_parser(
         "compare", help="train and compare the models, write results/",
         description="Train every model under the same budget over several seeds, rank the "
-                    "test set (protocol v2), print the leaderboard and write results JSON, CSV, "
+                    "test set (protocol v3), print the leaderboard and write results JSON, CSV, "
                     "charts and per-example ranks.",
     )
     cmp.add_argument("--models", type=_model_list, default=None, metavar="NAMES",

@@ -70,7 +70,7 @@ from featint.report import (
     save_charts,
 )
 from featint.stats import mean_interval, per_example, pooled_interval
-from featint.task import PROTOCOL, NextMovieTask
+from featint.task import PROTOCOL, WINDOWS, NextMovieTask
 from featint.training import describe, model_hparams, setting_of, trained
 from featint.tuning import load_trials
 
@@ -256,12 +256,13 @@ class Comparison:
         return self.results["data"].get("window")
 
     def protocol_warning(self) -> str | None:
-        """A plain sentence when the results follow another protocol than featint's own
-        (:data:`featint.task.PROTOCOL`), None when they agree."""
-        if self.protocol == PROTOCOL:
+        """A plain sentence when the results follow another protocol (or history window)
+        than featint's own (:data:`featint.task.PROTOCOL`), None when they agree."""
+        if self.protocol == PROTOCOL and self.window == WINDOWS[PROTOCOL]:
             return None
-        return (f"{self.out_dir / RESULTS_FILE} holds protocol v{self.protocol} results, "
-                f"but featint now follows protocol v{PROTOCOL}: they are not comparable with "
+        return (f"{self.out_dir / RESULTS_FILE} holds protocol v{self.protocol} results "
+                f"(history window {self.window}), but featint now follows protocol "
+                f"v{PROTOCOL} (window {WINDOWS[PROTOCOL]}): they are not comparable with "
                 f"anything computed now; rerun `featint compare --out {self.out_dir}`")
 
     @property

@@ -185,7 +185,9 @@ def test_compare_on_synthetic_task_and_resume(tmp_path, synthetic_task):
     assert fm["setting"] == training_module.setting_of("fm")
     assert Comparison.load(out).leaderboard().index.tolist() == [*BASELINES, "linear", "fm"]
     loaded = Comparison.load(out)
-    assert results["settings"]["protocol"] == "next-movie v2" and loaded.protocol == 2
+    assert results["settings"]["protocol"] == "next-movie v3" and loaded.protocol == 3
+    assert results["data"]["window"] == synthetic_task.window == 10
+    assert results["data"]["counts"] == synthetic_task.counts()
     assert loaded.protocol_warning() is None
     # every counting baseline is built with its tuned setting, its trials in the record
     for name in ("markov", "itemknn"):
@@ -344,7 +346,7 @@ def test_cli_data(capsys, ml):
     status, out, _ = run_cli(capsys, "data")
     assert status == 0
     assert "matches the official sha256" in out and "test 20,187" in out
-    assert "protocol v2" in out and "The counts match protocol v2." in out
+    assert "protocol v3" in out and "The counts match protocol v3." in out
 
 
 def test_cli_leaderboard(capsys, tmp_path, synthetic_task):
@@ -376,7 +378,7 @@ def test_cli_leaderboard(capsys, tmp_path, synthetic_task):
     (out / "results.json").write_text(json.dumps(results))
     assert cli.main(["leaderboard", "--results", str(out)]) == 0
     err = capsys.readouterr().err
-    assert "protocol v1 results" in err and "protocol v2" in err
+    assert "protocol v1 results" in err and "protocol v3" in err
 
 
 def test_leaderboard_shows_the_interval_with_seeds_beside_the_test_interval():

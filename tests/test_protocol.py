@@ -1,5 +1,7 @@
-"""Protocol v2 (``featint.task``): same-second ties in a fixed pseudo-random order, not in
-movie-id order, which under v1 let the "next movie id" rule read the target off the last movie.
+"""Protocols v2 and v3 (``featint.task``): same-second ties in a fixed pseudo-random order,
+not in movie-id order, which under v1 let the "next movie id" rule read the target off the last
+movie; v3 keeps v2's order, examples and split, and changes one feature, the history window
+(chosen on validation: its record is checked here).
 
 Most tests run on the real data (``ml``; the synthetic data has no same-second ties, so v1 and
 v2 agree there). :func:`featint.task.tie_key` is pinned against ``hashlib`` directly.
@@ -16,8 +18,9 @@ import pandas as pd
 import pytest
 
 from featint.baselines import NextId, Popularity
+from featint.config import RECORDS
 from featint.evaluate import evaluate
-from featint.task import PROTOCOL, PROTOCOLS, build_task, sequence_order, tie_key
+from featint.task import PROTOCOL, PROTOCOLS, WINDOWS, build_task, sequence_order, tie_key
 
 COUNTS = {"users": 943, "movies": 1682, "examples": 99_057,
           "fit": 70_581, "valid": 8_289, "test": 20_187}
@@ -151,16 +154,38 @@ def test_same_second_ties_ascend_by_movie_id_only_under_v1(ml):
 
 
 def test_tasks_follow_their_sequence_order(ml, v1, v2):
-    assert PROTOCOL == 2 and (v1.protocol, v2.protocol) == (1, 2)
+    assert PROTOCOL == 3 and (v1.protocol, v2.protocol) == (1, 2)
     for task in (v1, v2):
         ordered = sequence_order(ml.ratings, task.protocol)
         assert np.array_equal(task.item_ids[task.seq_items], ordered["item"].to_numpy())
     assert not np.array_equal(v1.seq_items, v2.seq_items)
 
 
-def test_default_task_is_v2(task, v2):
-    assert task.protocol == 2
-    assert np.array_equal(task.seq_items, v2.seq_items)
+def test_default_task_is_v3_with_v2s_order_and_split(task, v2):
+    assert task.protocol == 3 and task.window == WINDOWS[3] and v2.window is None
+    for name in ("seq_items", "user", "t", "target", "split", "item_idx"):
+        assert np.array_equal(getattr(task, name), getattr(v2, name)), name
+    assert list(task.history_fields) == ["history"]
+    assert task.schema == v2.schema  # the same fields: only the bag's content differs
+
+
+def test_v3s_window_is_the_one_chosen_on_validation():
+    """The protocol's W and its single history bag are what ``make window`` chose by the rule
+    its record states (the smallest W within one standard error of the best mean validation
+    MRR of FM and MF over seeds 0-2), never a test-set choice."""
+    import json
+
+    record = json.loads((RECORDS / "protocol" / "window.json").read_text())
+    assert record["chosen"] == WINDOWS[3]
+    assert record["history_all"]["keep"] is False
+    assert record["seeds"] == [0, 1, 2] and record["models"] == ["fm", "mf"]
+    curve = {k: v["mrr"] for k, v in record["curve"].items()}
+    assert set(curve) == {"5", "10", "20", "50", "100", "all"}
+    best = max(curve, key=curve.get)
+    within = [k for k in curve if curve[k] >= curve[best] - record["curve"][best]["se"]]
+    assert str(WINDOWS[3]) == min(within, key=lambda k: float("inf") if k == "all" else int(k))
+    for run in record["runs"]:  # on validation only: no test metric is on record
+        assert not any(key.startswith("test") for key in run)
 
 
 def hr10(model, task) -> tuple[float, float, float]:
@@ -192,7 +217,7 @@ def test_split_counts_are_the_same_under_v1_and_v2(v1, v2):
 def test_v2_task_is_deterministic_and_ignores_the_row_order(ml, v2):
     """A second build, from the ratings in shuffled row order, gives the same task."""
     shuffled = ml.ratings.sample(frac=1.0, random_state=0).reset_index(drop=True)
-    again = build_task(replace(ml, ratings=shuffled))
+    again = build_task(replace(ml, ratings=shuffled), protocol=2)
     assert again.schema == v2.schema and again.protocol == 2
     for name, value in vars(v2).items():
         if isinstance(value, np.ndarray):
@@ -218,7 +243,7 @@ def test_changing_the_future_leaves_the_v2_context_unchanged(ml, v2):
     """tests/test_task.py's no-leakage check, with the positions of the v2 order (cuts fall
     inside same-second ties too)."""
     changed, cuts = later_ratings_changed(ml)
-    after = build_task(changed)
+    after = build_task(changed, protocol=2)
     assert np.array_equal(v2.seq_items, after.seq_items)
     cut = np.array([cuts[int(uid)] for uid in v2.user_ids])[v2.user]
     past = np.flatnonzero(v2.t <= cut)
