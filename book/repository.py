@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import re
 import sys
-import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,8 +29,13 @@ PYPROJECT_URL = re.compile(r'(?m)^(Repository = ")([^"]+)(")$')
 
 
 def address() -> str:
-    """``[project.urls] Repository`` of pyproject.toml."""
-    return tomllib.loads(PYPROJECT.read_text())["project"]["urls"]["Repository"]
+    """``[project.urls] Repository`` of pyproject.toml (its one ``Repository = "..."`` line;
+    read as text, so that the script runs on any Python featint supports)."""
+    found = PYPROJECT_URL.findall(PYPROJECT.read_text())
+    if len(found) != 1:
+        raise SystemExit(f"pyproject.toml must hold one `Repository = \"...\"` line under "
+                         f"[project.urls], found {len(found)}")
+    return found[0][1]
 
 
 def notebook_files() -> list[Path]:
