@@ -57,11 +57,14 @@ class Budget:
         return split(self.settings.get(name, {}))[1]
 
     def fit_args(self, name: str) -> dict[str, Any]:
-        """The arguments of :func:`featint.train.fit` that this budget sets for ``name``."""
-        weight_decay = self.settings.get(name, {}).get("weight_decay", self.weight_decay)
-        return dict(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr_for(name),
-                    weight_decay=weight_decay, num_negatives=self.num_negatives,
+        """The arguments of :func:`featint.train.fit` that this budget sets for ``name``: the
+        budget's, then the training keys of the model's setting (``lr``, ``weight_decay``,
+        ``reduction``, ``embedding_l2``: :data:`featint.tuning.FIT_KEYS`) on top."""
+        args = dict(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+                    weight_decay=self.weight_decay, num_negatives=self.num_negatives,
                     patience=self.patience, monitor=self.monitor, valid_limit=self.valid_limit)
+        args.update(split(self.settings.get(name, {}))[0])
+        return args
 
     def describe(self) -> str:
         """The budget in one sentence (printed by the CLI, stored in the results)."""
