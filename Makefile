@@ -10,7 +10,7 @@ TORCH ?= torch==2.13.0
 RESULTS ?= results
 BOOK_FLAGS := --config book/_config.yml --toc book/_toc.yml -W -n --keep-going
 
-.PHONY: setup run bench tune test lint unit notebooks book lab outputs clean
+.PHONY: setup run bench tune peers ablation test lint unit notebooks book lab outputs clean
 
 setup: $(VENV)/.ready
 
@@ -38,6 +38,23 @@ bench: setup
 # record are not rerun; `make tune TUNE_FLAGS="--device cuda"` on a GPU).
 tune: setup
 	$(BIN)/python benchmarks/tune.py $(TUNE_FLAGS)
+
+# The libraries a reader would use instead (DeepCTR-Torch, pytorch-fm) on featint's task
+# under featint's rules, every twin beside its featint model (benchmarks/peers.py; writes
+# results/peers; long). The optional `peers` extra is installed first, with the installed torch
+# held fixed so pip never swaps it. Flags through PEERS_FLAGS, e.g. "--twins deepctr_deepfm".
+peers: $(VENV)/.peers
+	$(BIN)/python benchmarks/peers.py $(PEERS_FLAGS)
+
+$(VENV)/.peers: $(VENV)/.ready pyproject.toml
+	$(BIN)/python -c "import torch; print('torch==' + torch.__version__)" > $(VENV)/torch.txt
+	$(BIN)/python -m pip install -e ".[peers]" -c $(VENV)/torch.txt
+	touch $@
+
+# featint's DeepFM and NFM moved one training detail at a time towards DeepCTR-Torch's, three
+# seeds each (benchmarks/ablation.py; writes results/ablation; long).
+ablation: setup
+	$(BIN)/python benchmarks/ablation.py $(ABLATION_FLAGS)
 
 test: setup lint precommit unit notebooks book
 
