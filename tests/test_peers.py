@@ -8,6 +8,7 @@ are skipped, except the one that checks the error message naming it."""
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import json
 from pathlib import Path
 
@@ -185,6 +186,27 @@ def test_torchfm_with_featint_features_gets_featints_field_vectors(synthetic_tas
     pairs = ffm.library.ffm(ffm._rows(context, candidates))
     m = len(task.schema.fields)
     assert pairs.shape == (candidates.numel(), m * (m - 1) // 2, 4)
+
+
+@needs_libraries
+def test_the_defaults_on_record_are_the_librarys():
+    """The settings peers.py and ablation.py write down as DeepCTR-Torch's are its own."""
+    ablation = load_script(ROOT / "benchmarks" / "ablation.py")
+    peers.import_library("deepctr")
+    from deepctr_torch.models import NFM, DeepFM
+
+    def default(f, name):
+        return inspect.signature(f).parameters[name].default
+
+    assert default(DeepFM, "dnn_hidden_units") == ablation.DEEPCTR_HIDDEN["deepfm"]
+    assert default(NFM, "dnn_hidden_units") == ablation.DEEPCTR_HIDDEN["nfm"]
+    for model in (DeepFM, NFM):
+        assert default(model, "init_std") == ablation.DEEPCTR_INIT_STD
+        assert default(model, "l2_reg_embedding") == ablation.DEEPCTR_L2
+        assert default(model, "dnn_dropout") == 0
+    # compile("adam") builds torch's Adam with its default learning rate
+    assert default(torch.optim.Adam, "lr") == ablation.DEEPCTR_LR
+    assert peers.DEFAULTS["deepctr"]["lr"] == ablation.DEEPCTR_LR
 
 
 def test_a_missing_library_names_the_make_target(monkeypatch):
