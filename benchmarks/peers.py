@@ -80,7 +80,7 @@ import sys
 import tempfile
 import time
 import types
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -150,9 +150,10 @@ TRIAL_CHANGES: dict[str, dict[str, Any]] = {
 #: Quick mode (a smoke run): epochs, fit examples per epoch, validation examples for early
 #: stopping, validation and test examples scored.
 QUICK = dict(epochs=2, max_examples=1024, valid_limit=100, valid_scored=200, test_scored=200)
-#: When ranking, the most rows of one library call, and the most (row, column) entries of one
-#: DeepCTR-Torch call (its history column is as wide as the longest history): memory.
-MAX_ROWS = 16_384
+#: When ranking, the most rows of one library call (at least one context's 1,682 movies; small
+#: calls stay in the CPU's caches: larger ones were up to three times slower), and the most
+#: (row, column) entries of one DeepCTR-Torch call.
+MAX_ROWS = 2048
 ROW_BUDGET = 4_000_000
 
 
@@ -463,6 +464,7 @@ class _Rows:
     context: Features
     movies: Features
     items: torch.Tensor  # (batch, candidates), or (num_items,): every movie for every context
+    memo: dict = field(default_factory=dict)  # per-movie sums, shared by a call's chunks
 
     def join(self, c: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
         """``c`` ``(batch, *shape_c)`` and ``m`` ``(num_items, *shape_m)`` -> rows
@@ -487,8 +489,10 @@ def field_vectors(table: nn.Embedding, rows: _Rows, num_fields: tuple[int, int])
     ``(rows, num_fields, k)``, the context's fields then the movie's (``num_fields``: how many
     on each side)."""
     weight = _padded(table.weight)
-    return rows.join(field_sums(weight, rows.context, num_fields[0]),
-                     field_sums(weight, rows.movies, num_fields[1]))
+    key = ("fields", id(table))
+    if key not in rows.memo:
+        rows.memo[key] = field_sums(weight, rows.movies, num_fields[1])
+    return rows.join(field_sums(weight, rows.context, num_fields[0]), rows.memo[key])
 
 
 class _FieldVectors(nn.Module):
@@ -513,9 +517,11 @@ class _LinearSum(nn.Module):
 
     def forward(self, rows: _Rows) -> torch.Tensor:
         table = _padded(self.fc.weight)
+        key = ("linear", id(self.fc))
+        if key not in rows.memo:
+            rows.memo[key] = field_sums(table, rows.movies).sum((-2, -1))
         w_c = field_sums(table, rows.context).sum((-2, -1))
-        w_m = field_sums(table, rows.movies).sum((-2, -1))
-        return (rows.join(w_c, w_m) + self.bias).unsqueeze(-1)
+        return (rows.join(w_c, rows.memo[key]) + self.bias).unsqueeze(-1)
 
 
 class _FieldAwarePairs(nn.Module):
@@ -590,10 +596,10 @@ class TorchFMTwin(nn.Module):
                              f"end; it called it {mode.sigmoids} times")
         return out
 
-    def _rows(self, context: Features, items: torch.Tensor) -> Any:
+    def _rows(self, context: Features, items: torch.Tensor, memo: dict | None = None) -> Any:
         if self.features == "featint":
             return _Rows(context, Features(self.item_idx, self.item_val, self.item_field),
-                         items)
+                         items, {} if memo is None else memo)
         c, m = self._side(context, "context"), self.item_x
         if items.dim() == 2:
             return torch.cat([c.repeat_interleave(items.shape[1], 0),
@@ -606,11 +612,11 @@ class TorchFMTwin(nn.Module):
         if items.dim() == 2:
             return self._call(self._rows(context, items)).view(items.shape)
         chunk = max(1, MAX_ROWS // len(items))
-        out = []
+        out, memo = [], {}  # the movies' sums once for every chunk of contexts
         for start in range(0, batch, chunk):
             part = Features(context.idx[start:start + chunk], context.val[start:start + chunk],
                             context.field)
-            out.append(self._call(self._rows(part, items)).view(-1, len(items)))
+            out.append(self._call(self._rows(part, items, memo)).view(-1, len(items)))
         return torch.cat(out)
 
 
@@ -886,6 +892,8 @@ def build_parser() -> argparse.ArgumentParser:
                         metavar="LIST", help="default 0,1,2 (quick: 0)")
     parser.add_argument("--trials", type=int, default=None,
                         help=f"settings per twin (default featint's {TRIALS}; quick: 1)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="a lower epoch cap, for smoke runs only (default: the budget's)")
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: 2 epochs on a few thousand examples, 1 trial, 1 seed")
     parser.add_argument("--synthetic", action="store_true",
@@ -922,6 +930,10 @@ def main(argv: list[str] | None = None) -> int:
               else featint.load_movielens(args.data_dir))
         task = featint.build_task(ml)
         budget = Budget(settings={})
+        if args.epochs is not None:
+            if args.epochs < 1:
+                parser.error("--epochs must be at least 1")
+            budget = replace(budget, epochs=args.epochs)
         options = Options(quick=args.quick, device=args.device, progress=not args.quiet,
                           verbose=args.verbose)
         jobs = len(args.twins) * len(args.features) * (trials + len(seeds))
