@@ -30,13 +30,15 @@ Not kept: the libraries' batch size (featint's 1,024 for all; torchfm's script u
 and their fit loops (none can redraw negatives or stop on a ranking metric). DeepCTR-Torch's
 embedding size is a feature column's choice, not the model's: the budget's 16.
 
-Three changes make a library model fit featint's harness, none of which changes what it
-computes when trained: logits instead of probabilities (DeepCTR-Torch's prediction layer keeps
-its bias and drops its sigmoid; torchfm's final ``torch.sigmoid`` is turned into the
-identity), so the loss is ``binary_cross_entropy_with_logits`` and ranking never ties two
-saturated probabilities; torchfm's AFM calls ``F.dropout`` without ``training=``, so it drops
-attention weights at ranking time too: the twin honours eval mode there (a bug fix, stated);
-and DeepCTR-Torch's version check, which asks PyPI in a thread at import, is not run.
+Four changes make a library model fit featint's harness, none of which changes what it
+computes: logits instead of probabilities (DeepCTR-Torch's prediction layer keeps its bias and
+drops its sigmoid; torchfm's final ``torch.sigmoid`` is turned into the identity), so the loss
+is ``binary_cross_entropy_with_logits`` and ranking never ties two saturated probabilities;
+DeepCTR-Torch pools each context's history once, not once per (context, movie) row, with its
+own pooling layer and tables (the same numbers, tested; :class:`DeepCTRTwin`); torchfm's AFM
+calls ``F.dropout`` without ``training=``, so it would drop attention weights at ranking time
+too: the twin honours eval mode there (a bug fix); and DeepCTR-Torch's version check, which
+asks PyPI in a thread at import, is not run.
 
 The features (``--features``), built from featint's own ``task.context`` and
 ``task.item_features`` so that whatever the protocol defines reaches the twins:
@@ -46,8 +48,8 @@ The features (``--features``), built from featint's own ``task.context`` and
   the movie's genres) a ``VarLenSparseFeat`` with the ``mean`` combiner, which is featint's
   bag exactly (its weights are 1/n); the numeric fields (user mean rating, genre shares, genre
   mean ratings) ``DenseFeat``: they reach the linear part and the MLP, not the pairwise
-  interactions (FM, Bi-Interaction, attention; AFM takes no dense input in its interaction
-  part). pytorch-fm: one index per field, so the categorical fields only; the bags and the
+  interactions (FM, Bi-Interaction, attention; AFM, which has no MLP, reads them in its
+  linear part only). pytorch-fm: one index per field, so the categorical fields only; the bags and the
   numeric fields have no place in its input and are left out.
 - ``featint``: featint's features exactly, so that library and featint differ in nothing but
   code and training: every field enters as featint's field vector ``e_f = sum_{a in f} x_a
@@ -66,8 +68,14 @@ test metrics with intervals and history, the feature mapping in words) and
 ``results/ranks``, for paired tests), then ``summary.json`` and ``summary.md``: every twin
 beside its featint model with the paired difference on the same test examples
 (:func:`featint.stats.paired_difference`) when ``--featint-results`` holds them. Records on
-file are not rerun (an interrupted run continues). ``--quick``: a smoke run (two epochs on a
-few thousand examples, one trial, one seed, a few hundred validation and test examples).
+file are not rerun (an interrupted run continues). ``--quick``: a smoke run (two epochs on
+1,024 examples, one trial, one seed, 200 validation and test examples).
+
+Speed: both libraries score every (context, movie) pair as a row of their input, so ranking
+one example against 1,682 movies takes them about 2-150 ms on one CPU core where featint's
+models take 0.3-3 ms; early stopping ranks 2,000 validation examples after every epoch. A
+full run is a day or more on one core: run groups of twins as separate processes
+(``--twins``; each twin's record is its own file) or on a GPU (``--device cuda``).
 """
 
 from __future__ import annotations
@@ -108,6 +116,19 @@ from featint.tuning import TRIALS
 ROOT = Path(__file__).resolve().parent.parent
 FORMAT = "featint-peers/1"
 FEATURE_SETS = ("library", "featint")
+#: What each feature set gives a twin, per library (the records and the summary carry it).
+FEATURE_NOTES = {
+    ("library", "deepctr"): "categorical fields as SparseFeat; the history and genre bags as "
+                            "VarLenSparseFeat with the mean combiner (featint's bags exactly); "
+                            "the numeric fields as DenseFeat, which reach the linear part and "
+                            "the MLP but no pairwise interaction",
+    ("library", "torchfm"): "one index per field: the categorical fields only; the history "
+                            "and genre bags and the numeric fields are left out",
+    ("featint", "deepctr"): "featint's field vectors exactly: bags and numeric fields as sum "
+                            "sequences whose rows are weighted by the slots' values",
+    ("featint", "torchfm"): "featint's field vectors exactly: the library's embedding and "
+                            "linear layers (and FFM's lookup) replaced by sums over its tables",
+}
 LIBRARIES = {"deepctr": ("deepctr_torch", "deepctr-torch 0.3.0"),
              "torchfm": ("torchfm", "pytorch-fm (torchfm) 0.7.0")}
 
@@ -734,6 +755,7 @@ def run_twin(task: NextMovieTask, twin: str, features: str, seeds: list[int], tr
     settings = space(twin, trials)
     record = {"format": FORMAT, "twin": twin, "library": LIBRARIES[library][1],
               "model": model_name, "featint_model": counterpart, "features": features,
+              "features_note": FEATURE_NOTES[(features, library)],
               "protocol": task.protocol, "counts": task.counts(), "quick": options.quick,
               "budget": budget.describe(), "space": settings, "trials": [], "runs": []}
     if path.exists():
@@ -856,7 +878,12 @@ def paired_with_featint(comparison: Comparison | None, model: str,
 
 def summary_markdown(rows: list[dict[str, Any]]) -> str:
     """The summary as a Markdown table (the differences are featint minus twin)."""
-    lines = ["| twin | features | chosen | HR@10 | MRR | mean rank | featint model | "
+    notes = [f"- {features} features, {library}: {note}."
+             for (features, library), note in FEATURE_NOTES.items()]
+    lines = ["Test metrics: mean over seeds. Differences: featint's model minus the twin on "
+             "the same test examples, two-stage bootstrap over examples and seeds [95%].", "",
+             *notes, "",
+             "| twin | features | chosen | HR@10 | MRR | mean rank | featint model | "
              "featint − twin HR@10 [95%] | featint − twin MRR [95%] | twin better on |",
              "|---" * 10 + "|"]
     for r in rows:
