@@ -49,8 +49,8 @@ The features (``--features``), built from featint's own ``task.context`` and
   bag exactly (its weights are 1/n); the numeric fields (user mean rating, genre shares, genre
   mean ratings) ``DenseFeat``: they reach the linear part and the MLP, not the pairwise
   interactions (FM, Bi-Interaction, attention; AFM, which has no MLP, reads them in its
-  linear part only). pytorch-fm: one index per field, so the categorical fields only; the bags and the
-  numeric fields have no place in its input and are left out.
+  linear part only). pytorch-fm: one index per field, so the categorical fields only; the
+  bags and the numeric fields have no place in its input and are left out.
 - ``featint``: featint's features exactly, so that library and featint differ in nothing but
   code and training: every field enters as featint's field vector ``e_f = sum_{a in f} x_a
   v_{i_a}`` (and ``sum_a w_{i_a} x_a`` in the linear part), looked up in the library's own
