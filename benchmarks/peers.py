@@ -233,17 +233,12 @@ class Slot:
 
 def slots_of(task: NextMovieTask) -> tuple[list[Slot], list[Slot]]:
     """(context, item) :class:`Slot` lists in field order; an item field's width is read off
-    the movies' features, a context bag's is variable (only one context bag is supported, as
-    the last input a library reads, since its width changes from batch to batch)."""
+    the movies' features, a context bag's is variable (its width changes from batch to
+    batch)."""
     schema = task.schema
     items = task.item_features()
     context = [Slot(f, n, None if f.kind == "bag" else (1 if f.kind == "categorical" else f.size))
                for n, f in enumerate(schema.context_fields)]
-    bags = [s for s in context if s.width is None]
-    if len(bags) > 1:
-        raise PeersError(f"the twins take one context bag, the task has {len(bags)} "
-                         f"({', '.join(s.name for s in bags)}); give the extra ones a fixed "
-                         f"width in benchmarks/peers.py (slots_of)")
     item = [Slot(f, n, int((items.field == n).sum())) for n, f in enumerate(schema.item_fields)]
     return context, item
 
@@ -325,6 +320,9 @@ class DeepCTRTwin(nn.Module):
         self.pooled: dict[str, torch.Tensor] = {}
         fixed = [s for s in self.context_slots if s.width is not None]
         self.bags = [s for s in self.context_slots if s.width is None]
+        if len(self.bags) > 1 and not pool_once:  # each would have to be the last input
+            raise PeersError(f"pool_once=False takes one context bag, the task has "
+                             f"{len(self.bags)}: {', '.join(s.name for s in self.bags)}")
         self.order = [("context", s) for s in fixed] + [("item", s) for s in self.item_slots] + [
             ("context", s) for s in self.bags]
         self.combiner = "mean" if features == "library" else "sum"
@@ -726,10 +724,13 @@ def state_file(twin: str, features: str, label: str, quick: bool) -> Path:
 
 
 def run_record(model: nn.Module, history: History, task: NextMovieTask, seed: int,
-               label: str, options: Options, out: Path, rel: str) -> dict[str, Any]:
-    """Score a trained twin on validation and test, save its test ranks at ``out/rel``."""
-    valid = metrics(rank_examples(model, task, options.scored(task, "valid"),
-                                  device=options.device))
+               label: str, options: Options, out: Path, rel: str,
+               valid: dict[str, float] | None = None) -> dict[str, Any]:
+    """Score a trained twin on validation (unless its ``valid`` metrics are known) and test,
+    save its test ranks at ``out/rel``."""
+    if valid is None:
+        valid = metrics(rank_examples(model, task, options.scored(task, "valid"),
+                                      device=options.device))
     examples = options.scored(task, "test")
     start = time.perf_counter()
     ranks = rank_examples(model, task, examples, device=options.device)
@@ -792,17 +793,20 @@ def run_twin(task: NextMovieTask, twin: str, features: str, seeds: list[int], tr
         bar.set_postfix_str(f"{twin} ({features}) seed {seed}")
         setting = settings[best["label"]]
         keep = state_file(twin, features, best["label"], options.quick)
+        valid = None
         if seed == 0 and keep.exists():  # the chosen trial is the seed-0 run
-            stored = torch.load(keep, map_location=options.device, weights_only=False)
+            stored = torch.load(keep, map_location=options.device, weights_only=True)
             model = build_twin(task, twin, features, setting, 0, budget.embed_dim,
                                options.device)
             model.load_state_dict(stored["state"])
             history = History(**stored["history"])
+            valid = {k.removeprefix("valid_"): v for k, v in best.items()
+                     if k.startswith("valid_")}
         else:
             model, history = train_twin(task, twin, features, setting, seed, budget, options)
         rel = f"ranks/{twin}_seed{seed}.npz"
         record["runs"].append(run_record(model, history, task, seed, best["label"], options,
-                                         out / features, rel))
+                                         out / features, rel, valid))
         record["runs"].sort(key=lambda r: r["seed"])
         write_json(path, record)
         bar.update()

@@ -252,6 +252,7 @@ def test_a_quick_run_writes_every_twins_records_and_a_summary(tmp_path, monkeypa
             assert [t["label"] for t in record["trials"]] == ["defaults"]
             assert [r["seed"] for r in record["runs"]] == [0]
             run = record["runs"][0]
+            assert run["valid"]["mrr"] == record["trials"][0]["valid_mrr"]  # the same model
             assert set(run["test"]) == set(METRICS) and np.isfinite(run["test"]["mrr"])
             assert 1 <= run["epochs"] <= 2 and run["params"] > 0
             assert set(record["feature_map"]) == {"user", "history", "movie", "genre", "year",
