@@ -11,7 +11,8 @@ TORCH ?= torch==2.13.0
 RESULTS ?= featint/records/comparison
 BOOK_FLAGS := --config book/_config.yml --toc book/_toc.yml -W -n --keep-going
 
-.PHONY: setup run bench tune window test lint unit fast notebooks book lab outputs clean
+.PHONY: setup run bench tune window peers ablation test lint unit fast notebooks book lab \
+	outputs clean
 
 setup: $(VENV)/.ready
 
@@ -49,8 +50,26 @@ tune: setup
 window: setup
 	$(BIN)/python benchmarks/window.py $(WINDOW_FLAGS)
 
-# Everything, the book built once (by tests/test_book.py, inside `unit`).
-test: setup lint precommit unit notebooks
+# The libraries a reader would use instead (DeepCTR-Torch, pytorch-fm) on featint's task
+# under featint's rules, every twin beside its featint model (benchmarks/peers.py; writes
+# results/peers; long). The optional `peers` extra is installed first, with the installed torch
+# held fixed so pip never swaps it. Flags through PEERS_FLAGS, e.g. "--twins deepctr_deepfm".
+peers: $(VENV)/.peers
+	$(BIN)/python benchmarks/peers.py $(PEERS_FLAGS)
+
+$(VENV)/.peers: $(VENV)/.ready pyproject.toml
+	$(BIN)/python -c "import torch; print('torch==' + torch.__version__)" > $(VENV)/torch.txt
+	$(BIN)/python -m pip install -e ".[peers]" -c $(VENV)/torch.txt
+	touch $@
+
+# featint's DeepFM and NFM moved one training detail at a time towards DeepCTR-Torch's, three
+# seeds each (benchmarks/ablation.py; writes results/ablation; long).
+ablation: setup
+	$(BIN)/python benchmarks/ablation.py $(ABLATION_FLAGS)
+
+# Everything, the book built once (by tests/test_book.py, inside `unit`); the optional extras
+# the tests exercise (the peers' smoke test) are installed first.
+test: setup $(VENV)/.peers lint precommit unit notebooks
 
 lint: setup
 	$(BIN)/ruff check .

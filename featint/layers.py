@@ -49,6 +49,22 @@ class FeaturesEmbedding(nn.Module):
         return self.fields(f).sum(-2), self.sum_of_squares(f)
 
 
+def init_embeddings(model: nn.Module, std: float, seed: int = 0) -> None:
+    """Draw the table of every :class:`FeaturesEmbedding` in ``model`` afresh from
+    ``N(0, std^2)``, in module order, from a generator seeded with ``seed`` (the same numbers
+    for the same seed, whatever else was drawn before); the padding row 0 stays zero. The
+    ``init_std`` option of :func:`featint.models.build_model`."""
+    if not std > 0:
+        raise ValueError(f"init_std must be positive, got {std}")
+    generator = torch.Generator().manual_seed(seed)
+    for module in model.modules():
+        if isinstance(module, FeaturesEmbedding):
+            weight = module.embedding.weight
+            with torch.no_grad():
+                weight.copy_(torch.randn(weight.shape, generator=generator) * std)
+                weight[0].zero_()
+
+
 class FeaturesLinear(nn.Module):
     """``sum_a w_{i_a} x_a``: ``(*batch, num_slots)`` -> ``(*batch,)``."""
 

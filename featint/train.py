@@ -6,6 +6,11 @@ After every epoch the model ranks the validation examples (all, or a fixed evenl
 subsample: ``valid_limit``) against all movies; training stops
 when the monitored metric has not improved for ``patience`` epochs, and the best weights are
 restored. The test set is never looked at.
+
+Two options change the loss, both off by default (the default path is the comparison's):
+``reduction="sum"`` sums the binary cross-entropy over the batch instead of averaging it, and
+``embedding_l2`` adds an L2 penalty on the embedding rows the batch used (DeepCTR-Torch's
+recipe is both: a summed loss and L2 1e-5 on its embeddings).
 """
 
 from __future__ import annotations
@@ -22,7 +27,11 @@ from tqdm import tqdm
 
 from featint.config import BUDGET, Config, current
 from featint.evaluate import HIGHER_IS_BETTER, metrics, rank_examples, subsample
-from featint.task import NextMovieTask
+from featint.layers import FeaturesEmbedding
+from featint.task import Features, NextMovieTask
+
+#: The values of ``fit``'s ``reduction``: how the batch's losses become one number.
+REDUCTIONS = ("mean", "sum")
 
 
 @dataclass
@@ -44,6 +53,38 @@ def adam(model: nn.Module, lr: float, weight_decay: float = 0.0) -> torch.optim.
     five times faster on CPU than the default loop over parameters (Wide & Deep's million
     hashed cross weights spent a fifth of a training step there)."""
     return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
+
+
+def embedding_tables(model: nn.Module, num_features: int) -> list[torch.Tensor]:
+    """The tables ``v`` of every :class:`featint.layers.FeaturesEmbedding` in ``model``, each
+    ``(num_features, width)`` and indexed by the task's global feature index (what
+    ``embedding_l2`` penalises). A model without one, or with a table indexed otherwise (MF's
+    user and movie tables), is an error: the rows a batch uses are read off that index."""
+    tables = [m.embedding.weight for m in model.modules() if isinstance(m, FeaturesEmbedding)]
+    if not tables:
+        raise ValueError(f"embedding_l2 needs a model with a FeaturesEmbedding; "
+                         f"{type(model).__name__} has none (use embedding_l2=0)")
+    for table in tables:
+        if table.shape[0] != num_features:
+            raise ValueError(f"embedding_l2 needs embedding tables indexed by the global feature "
+                             f"index ({num_features} rows); {type(model).__name__} has one of "
+                             f"{table.shape[0]} rows (use embedding_l2=0 for this model)")
+    return tables
+
+
+def used_rows(context: Features, item_idx: np.ndarray) -> torch.Tensor:
+    """The global feature indices a batch looks up, each once, padding (0) left out: the
+    context's slots and the slots of the candidate movies (``item_idx``: their rows of
+    :attr:`NextMovieTask.item_idx`, any shape). ``(num_used,)`` int64, sorted."""
+    rows = torch.unique(torch.cat([context.idx.reshape(-1),
+                                   torch.from_numpy(np.asarray(item_idx)).reshape(-1)]))
+    return rows[rows > 0]
+
+
+def embedding_penalty(tables: list[torch.Tensor], rows: torch.Tensor) -> torch.Tensor:
+    """``sum_{i in rows} ||v_i||^2`` over every table: the squared norm of the rows a batch
+    used, not of the whole table (rows no batch touches are left alone)."""
+    return sum(table.index_select(0, rows.to(table.device)).square().sum() for table in tables)
 
 
 def length_bucketed_batches(
@@ -77,6 +118,8 @@ def fit(
     num_negatives: int = BUDGET.num_negatives,
     patience: int = BUDGET.patience,
     monitor: str = BUDGET.monitor,
+    reduction: str = "mean",
+    embedding_l2: float = 0.0,
     seed: int = 0,
     device: str | torch.device | None = None,
     max_examples: int | None = None,
@@ -95,6 +138,18 @@ def fit(
     ``seed`` fixes the shuffling, the negatives and dropout. A model with a ``penalty()``
     method has it added to every batch's loss (``weight_decay`` is Adam's L2 on every
     parameter).
+
+    ``reduction``: ``"mean"`` (default) averages the binary cross-entropy over the batch's
+    (example, candidate) pairs; ``"sum"`` sums it (DeepCTR-Torch's loss), which scales the
+    data term by ``batch_size * (1 + num_negatives)`` against any penalty (Adam's steps
+    themselves hardly change with a constant scale of the loss).
+    ``embedding_l2``: ``lambda``, adding ``lambda * sum_{i used} ||v_i||^2`` to every batch's
+    loss, the sum over the feature indices the batch looks up (its contexts' slots and its
+    candidate movies' slots, each index once; :func:`used_rows`) in every
+    :class:`featint.layers.FeaturesEmbedding` table of the model (:func:`embedding_tables`).
+    Rows the batch does not use are not penalised (unlike ``weight_decay``, or an L2 over the
+    whole table). 0 (default): no penalty.
+    The logged ``loss`` is per (example, candidate) pair whatever the reduction.
     """
     if monitor not in HIGHER_IS_BETTER:
         raise ValueError(f"unknown monitor {monitor!r}; choose from {list(HIGHER_IS_BETTER)}")
@@ -103,6 +158,10 @@ def fit(
             raise ValueError(f"{name} must be at least 1, got {value}")
     if num_negatives < 1:
         raise ValueError(f"num_negatives must be at least 1, got {num_negatives}")
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"unknown reduction {reduction!r}; choose from {list(REDUCTIONS)}")
+    if not embedding_l2 >= 0:
+        raise ValueError(f"embedding_l2 must be at least 0, got {embedding_l2}")
     if valid_limit is not None and valid_limit < 1:
         raise ValueError(f"valid_limit must be at least 1 (or None for all), got {valid_limit}")
     config = config or current()
@@ -117,6 +176,7 @@ def fit(
     model.to(device)
     optimizer = adam(model, lr, weight_decay)
     penalty = getattr(model, "penalty", None)
+    tables = embedding_tables(model, task.schema.num_features) if embedding_l2 else []
     fit_examples = task.examples("fit")
     valid_examples = subsample(task.examples("valid"), valid_limit)
     labels = torch.zeros(1 + num_negatives, device=device)
@@ -139,14 +199,20 @@ def fit(
         for ex in bar:
             negatives = task.sample_negatives(ex, num_negatives, rng)
             candidates = torch.from_numpy(np.column_stack([task.target[ex], negatives]))
-            logits = model(task.context(ex).to(device), candidates.to(device))
-            loss = F.binary_cross_entropy_with_logits(logits, labels.expand_as(logits))
+            context = task.context(ex)
+            logits = model(context.to(device), candidates.to(device))
+            loss = F.binary_cross_entropy_with_logits(logits, labels.expand_as(logits),
+                                                      reduction=reduction)
             if penalty is not None:  # a model's own regulariser (AFM, Wide & Deep options)
                 loss = loss + penalty()
+            if embedding_l2:  # the rows this batch used, from its indices
+                rows = used_rows(context, task.item_idx[candidates.numpy()])
+                loss = loss + embedding_l2 * embedding_penalty(tables, rows)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            total += loss.item() * len(ex)
+            # per (example, candidate) pair: the mean's weight, or the sum spread over pairs
+            total += loss.item() * (len(ex) if reduction == "mean" else 1 / labels.numel())
             seen += len(ex)
             bar.set_postfix(loss=f"{total / seen:.4f}", refresh=False)
         train_seconds = time.perf_counter() - epoch_start

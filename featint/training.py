@@ -87,15 +87,16 @@ def model_hparams(name: str, budget: Budget = BUDGET,
 
 def fit_args(name: str, budget: Budget = BUDGET,
              setting: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The arguments of :func:`featint.train.fit` for ``name``: the budget's, with the
-    optimiser part of ``setting`` (default: :func:`setting_of`) on top."""
+    """The arguments of :func:`featint.train.fit` for ``name``: the budget's, then the
+    training keys of ``setting`` (default: :func:`setting_of`; ``lr``, ``weight_decay``,
+    ``reduction``, ``embedding_l2``: :data:`featint.tuning.FIT_KEYS`) on top."""
     setting = setting_of(name) if setting is None else setting
-    optimiser = split(setting)[0]
-    return dict(epochs=budget.epochs, batch_size=budget.batch_size,
-                lr=optimiser.get("lr", budget.lr),
-                weight_decay=optimiser.get("weight_decay", budget.weight_decay),
-                num_negatives=budget.num_negatives, patience=budget.patience,
-                monitor=budget.monitor, valid_limit=budget.valid_limit)
+    args = dict(epochs=budget.epochs, batch_size=budget.batch_size, lr=budget.lr,
+                weight_decay=budget.weight_decay, num_negatives=budget.num_negatives,
+                patience=budget.patience, monitor=budget.monitor,
+                valid_limit=budget.valid_limit)
+    args.update(split(setting)[0])
+    return args
 
 
 def describe(budget: Budget = BUDGET) -> str:

@@ -8,8 +8,9 @@ at. Where a model's paper recommends a setting, it is one of the trials (:data:`
 it); the first setting of every space is the one the comparison used before tuning was
 equalised, so the record shows what tuning changed.
 
-A setting is one flat dict: ``lr`` and ``weight_decay`` go to the optimiser
-(:func:`featint.train.fit`), every other key to the model's constructor. ``make tune``
+A setting is one flat dict: ``lr``, ``weight_decay``, ``reduction`` and ``embedding_l2`` go to
+training (:func:`featint.train.fit`), every other key to the model's constructor
+(``init_std`` to :func:`featint.models.build_model`, the same for every model). ``make tune``
 (``benchmarks/tune.py``) runs the trials and writes one file per model,
 ``results/tuning/<model>.json``; :func:`chosen` reads them back, and
 :class:`featint.budget.Budget` takes its per-model settings from there. Random scores and most
@@ -26,8 +27,9 @@ from featint.config import RECORDS
 
 #: Trials per model: the same for every model (the tuning budget).
 TRIALS = 3
-#: The settings read by the optimiser; every other key of a setting is a constructor argument.
-FIT_KEYS = ("lr", "weight_decay")
+#: The settings read by training (:func:`featint.train.fit`); every other key of a setting is a
+#: constructor argument (``init_std`` among them: :func:`featint.models.build_model` takes it).
+FIT_KEYS = ("lr", "weight_decay", "reduction", "embedding_l2")
 #: Where ``make tune`` writes its trials: package data, shipped with featint, so that an
 #: installed featint trains what the README reports.
 TUNING_DIR = RECORDS / "tuning"

@@ -35,10 +35,13 @@ def perturbed(task, name: str, seed: int = 0, scale: float = 0.3, **hparams) -> 
 
 
 def load_script(path):
-    """A script of ``benchmarks/`` imported as a module (they are not a package)."""
+    """A script of ``benchmarks/`` imported as a module (they are not a package); it is
+    registered in ``sys.modules`` first, as an import would, so its dataclasses work."""
     import importlib.util
+    import sys
 
     spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module

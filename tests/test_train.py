@@ -5,6 +5,7 @@ linear model cannot."""
 from __future__ import annotations
 
 import copy
+import inspect
 
 import numpy as np
 import pytest
@@ -239,3 +240,143 @@ def test_wide_deep_penalty_is_l1_and_l2_of_the_wide_weights(synthetic_task):
     w = torch.cat([model.linear.weight.weight.flatten(), model.cross_weight.weight.flatten()])
     assert torch.isclose(model.penalty(), 0.5 * w.abs().sum() + 2.0 * w.square().sum())
     assert build_model("wide_deep", synthetic_task).penalty() == 0.0
+
+
+# -- the training options that move towards a library's recipe ------------------------------
+def reference_epoch(model, task, *, seed, batch_size=256, lr=1e-2, num_negatives=4):
+    """One epoch of ``fit`` as it was before ``reduction`` and ``embedding_l2`` existed: the
+    default path must still make exactly these weights."""
+    optimizer = train.adam(model, lr)
+    labels = torch.zeros(1 + num_negatives)
+    labels[0] = 1.0
+    torch.manual_seed(seed)
+    rng = np.random.default_rng([seed, 1])
+    fit_examples = task.examples("fit")
+    batches = train.length_bucketed_batches(rng.permutation(fit_examples), task.t, batch_size,
+                                            rng)
+    model.train()
+    for ex in batches:
+        negatives = task.sample_negatives(ex, num_negatives, rng)
+        candidates = torch.from_numpy(np.column_stack([task.target[ex], negatives]))
+        logits = model(task.context(ex), candidates)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(
+            logits, labels.expand_as(logits))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+
+@pytest.mark.parametrize("name", ["fm", "deepfm", "nfm"])
+def test_the_default_path_makes_the_weights_it_made_before_the_options(synthetic_task, name):
+    task = synthetic_task
+    model, twin = build_model(name, task, seed=1), build_model(name, task, seed=1)
+    fit(model, task, epochs=1, batch_size=256, lr=1e-2, seed=3, device="cpu", progress=False,
+        verbose=False)
+    reference_epoch(twin, task, seed=3)
+    assert same_state(state(model), state(twin))
+    # and naming the defaults changes nothing either
+    named = build_model(name, task, seed=1, init_std=None)
+    fit(named, task, epochs=1, batch_size=256, lr=1e-2, seed=3, device="cpu", progress=False,
+        verbose=False, reduction="mean", embedding_l2=0.0)
+    assert same_state(state(model), state(named))
+
+
+def test_summed_loss_is_the_mean_times_the_number_of_pairs(synthetic_task, monkeypatch):
+    """``reduction="sum"``: a batch's loss is its mean times its (example, candidate) pairs;
+    the logged loss is per pair either way (with a learning rate of 0 both runs see the same
+    weights, so they log the same loss)."""
+    seen = {}
+    real = torch.nn.functional.binary_cross_entropy_with_logits
+
+    def spy(logits, target, reduction="mean"):
+        out = real(logits, target, reduction=reduction)
+        seen.setdefault(reduction, []).append((out.item(), logits.numel(),
+                                               real(logits, target).item()))
+        return out
+
+    monkeypatch.setattr(train.F, "binary_cross_entropy_with_logits", spy)
+    losses = {}
+    for reduction in train.REDUCTIONS:
+        model = build_model("fm", synthetic_task)
+        history = fit(model, synthetic_task, epochs=1, lr=0.0, max_examples=1024,
+                      batch_size=256, reduction=reduction, progress=False, verbose=False)
+        losses[reduction] = history.epochs[0]["loss"]
+    for total, pairs, mean in seen["sum"]:
+        assert total == pytest.approx(mean * pairs, rel=1e-5)
+    assert losses["sum"] == pytest.approx(losses["mean"], rel=1e-5)
+
+
+def test_embedding_l2_penalises_exactly_the_rows_the_batch_used(synthetic_task):
+    task = synthetic_task
+    model = build_model("deepfm", task)
+    tables = train.embedding_tables(model, task.schema.num_features)
+    assert [t.data_ptr() for t in tables] == [model.embedding.embedding.weight.data_ptr()]
+    ex = task.examples("fit")[:7]
+    candidates = np.column_stack([task.target[ex], task.sample_negatives(
+        ex, 4, np.random.default_rng(0))])
+    context = task.context(ex)
+    rows = train.used_rows(context, task.item_idx[candidates])
+    expected = set(context.idx.flatten().tolist()) | set(task.item_idx[candidates].flatten())
+    assert rows.tolist() == sorted(expected - {0})
+    penalty = train.embedding_penalty(tables, rows)
+    torch.testing.assert_close(penalty, tables[0][rows].square().sum())
+    penalty.backward()
+    touched = tables[0].grad.abs().sum(1) > 0
+    assert touched.nonzero().flatten().tolist() == [
+        r for r in rows.tolist() if tables[0][r].abs().sum() > 0]
+    assert touched.sum() < len(touched) // 2  # most of the table is left alone
+
+
+def test_embedding_l2_shrinks_the_embeddings_and_names_models_it_cannot_serve(synthetic_task):
+    norms = {}
+    for l2 in (0.0, 1.0):
+        model = build_model("fm", synthetic_task)
+        fit(model, synthetic_task, epochs=2, max_examples=2048, lr=1e-2, embedding_l2=l2,
+            progress=False, verbose=False)
+        norms[l2] = model.embedding.embedding.weight.norm().item()
+    assert norms[1.0] < 0.8 * norms[0.0]
+    with pytest.raises(ValueError, match="global feature index"):
+        fit(build_model("mf", synthetic_task), synthetic_task, embedding_l2=1e-5,
+            progress=False, verbose=False)
+    with pytest.raises(ValueError, match="FeaturesEmbedding"):
+        fit(build_model("linear", synthetic_task), synthetic_task, embedding_l2=1e-5,
+            progress=False, verbose=False)
+
+
+@pytest.mark.parametrize("bad", [dict(reduction="max"), dict(embedding_l2=-1.0)])
+def test_bad_options(synthetic_task, bad):
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        fit(build_model("fm", synthetic_task), synthetic_task, progress=False, verbose=False,
+            **bad)
+
+
+def test_init_std_redraws_every_embedding_table_and_nothing_else(synthetic_task):
+    from featint.layers import FeaturesEmbedding
+
+    plain = build_model("ffm", synthetic_task, seed=2)
+    small = build_model("ffm", synthetic_task, seed=2, init_std=1e-4)
+    again = build_model("ffm", synthetic_task, seed=2, init_std=1e-4)
+    assert same_state(state(small), state(again))  # the same seed, the same draw
+    tables = {n for n, m in small.named_modules() if isinstance(m, FeaturesEmbedding)}
+    for key, value in state(small).items():
+        if key.rsplit(".", 2)[0] in tables:
+            assert torch.all(value[0] == 0)  # padding
+            assert value[1:].std().item() == pytest.approx(1e-4, rel=0.05)
+        else:
+            assert torch.equal(value, state(plain)[key])
+    other_seed = build_model("ffm", synthetic_task, seed=3, init_std=1e-4)
+    assert not torch.equal(other_seed.embedding.embedding.weight, small.embedding.embedding.weight)
+    with pytest.raises(ValueError, match="init_std"):
+        build_model("fm", synthetic_task, init_std=0.0)
+
+
+def test_a_settings_training_keys_reach_fit():
+    from featint.training import fit_args, model_hparams
+
+    setting = {"lr": 1e-3, "reduction": "sum", "embedding_l2": 1e-5, "init_std": 1e-4}
+    args = fit_args("fm", setting=setting)
+    assert (args["lr"], args["reduction"], args["embedding_l2"]) == (1e-3, "sum", 1e-5)
+    hparams = model_hparams("fm", setting=setting)
+    assert "init_std" not in args and hparams == {"embed_dim": 16, "init_std": 1e-4}
+    assert set(fit_args("fm", setting={})) <= set(inspect.signature(fit).parameters)
+    assert "reduction" not in fit_args("fm", setting={})  # fit's default

@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from featint.layers import init_embeddings
 from featint.task import NextMovieTask
 
 MODELS: dict[str, type[nn.Module]] = {}
@@ -30,12 +31,21 @@ def register(name: str):
     return add
 
 
-def build_model(name: str, task: NextMovieTask, seed: int = 0, **hparams: object) -> nn.Module:
-    """Create model ``name`` for ``task`` with its parameters initialised from ``seed``."""
+def build_model(name: str, task: NextMovieTask, seed: int = 0, init_std: float | None = None,
+                **hparams: object) -> nn.Module:
+    """Create model ``name`` for ``task`` with its parameters initialised from ``seed``.
+
+    ``init_std``: None (default) keeps each model's own initialisation; a number draws every
+    embedding table (each :class:`featint.layers.FeaturesEmbedding`) from ``N(0, init_std^2)``
+    instead, from ``seed`` (:func:`featint.layers.init_embeddings`; DeepCTR-Torch's default is
+    1e-4, featint's tables start at 0.01). The same option for every model."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose from {', '.join(sorted(MODELS))}")
     torch.manual_seed(seed)
-    return MODELS[name](task.schema, task.item_features(), **hparams)
+    model = MODELS[name](task.schema, task.item_features(), **hparams)
+    if init_std is not None:
+        init_embeddings(model, init_std, seed)
+    return model
 
 
 def count_parameters(model: nn.Module) -> int:
