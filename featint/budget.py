@@ -45,6 +45,7 @@ class Budget:
     weight_decay: float = inspect.signature(fit).parameters["weight_decay"].default
     batch_size: int = inspect.signature(fit).parameters["batch_size"].default
     num_negatives: int = inspect.signature(fit).parameters["num_negatives"].default
+    loss: str = inspect.signature(fit).parameters["loss"].default
     valid_limit: int | None = 2000
     settings: dict[str, dict[str, Any]] = field(default_factory=chosen)
 
@@ -57,22 +58,31 @@ class Budget:
         return split(self.settings.get(name, {}))[1]
 
     def fit_args(self, name: str) -> dict[str, Any]:
-        """The arguments of :func:`featint.train.fit` that this budget sets for ``name``."""
-        weight_decay = self.settings.get(name, {}).get("weight_decay", self.weight_decay)
+        """The arguments of :func:`featint.train.fit` that this budget sets for ``name``: the
+        same for every model, except what its setting says (learning rate, weight decay, and,
+        for a model whose literature compares losses, the loss and the negatives)."""
+        setting = self.settings.get(name, {})
         return dict(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr_for(name),
-                    weight_decay=weight_decay, num_negatives=self.num_negatives,
+                    weight_decay=setting.get("weight_decay", self.weight_decay),
+                    num_negatives=setting.get("num_negatives", self.num_negatives),
+                    loss=setting.get("loss", self.loss),
                     patience=self.patience, monitor=self.monitor, valid_limit=self.valid_limit)
 
     def describe(self) -> str:
         """The budget in one sentence (printed by the CLI, stored in the results)."""
         valid = ("all validation examples" if self.valid_limit is None else
                  f"the same {self.valid_limit} validation examples")
+        own_loss = sorted(name for name, setting in self.settings.items()
+                          if {"loss", "num_negatives"} & set(setting))
+        loss = "binary cross-entropy"
+        if own_loss:  # a model whose literature compares losses tunes them (SASRec)
+            loss += f" (loss and negatives tuned as settings for {', '.join(own_loss)})"
         return (
             f"every model: embedding size {self.embed_dim}, at most {self.epochs} epochs, early "
             f"stopping after {self.patience} epochs without a better "
             f"{LABELS.get(self.monitor, self.monitor)} on {valid} (best epoch restored), Adam, "
             f"batches of {self.batch_size}, {self.num_negatives} sampled negatives per "
-            f"positive, binary cross-entropy; learning rate, weight decay and model settings "
+            f"positive, {loss}; learning rate, weight decay and model settings "
             f"chosen per model on validation, the same number of trials for every model"
         )
 

@@ -87,6 +87,11 @@ class Features:
     ``field`` of shape ``(num_slots,)`` with each slot's field number on its side (context
     fields count from 0, item fields count from 0). Padding slots have index 0 and value 0.
 
+    ``seq`` (context side, only for a model that reads the order: one with a
+    ``sequence_length``, :meth:`NextMovieTask.context_for`): the last movies before ``t`` in
+    the order watched, ``(batch, width)`` movie indices plus 1, left-padded with 0
+    (:meth:`NextMovieTask.sequence`); None otherwise.
+
     ``cache`` keeps work that depends on the batch alone, done once however many layers read
     it (:func:`featint.layers.field_sums`); do not change ``idx``/``val`` in place after use.
     """
@@ -94,10 +99,12 @@ class Features:
     idx: torch.Tensor
     val: torch.Tensor
     field: torch.Tensor
+    seq: torch.Tensor | None = None
     cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def to(self, device: torch.device | str) -> Features:
-        return Features(self.idx.to(device), self.val.to(device), self.field.to(device))
+        seq = None if self.seq is None else self.seq.to(device)
+        return Features(self.idx.to(device), self.val.to(device), self.field.to(device), seq)
 
 
 def _bucket(values: np.ndarray, edges: list[float]) -> np.ndarray:
@@ -188,8 +195,23 @@ class NextMovieTask:
         pos = np.where(mask, self.seq_start[self.user[ex]][:, None] + cols[None, :], 0)
         return self.seq_items[pos], mask
 
-    def context(self, ex: np.ndarray) -> Features:
-        """Context features of examples ``ex``: the fixed slots, then the history bag."""
+    def sequence(self, ex: np.ndarray, max_len: int) -> np.ndarray:
+        """The last ``min(t, max_len)`` movies watched before ``t`` for examples ``ex``, in the
+        order watched, as movie index + 1 (0 is padding), left-padded: ``(batch, width)`` int64
+        with ``width = min(max_len, max t)``, the movie at position ``t - 1`` in the last column.
+        The same movies, in the same order, as the end of :meth:`history`."""
+        if max_len < 1:
+            raise ValueError(f"max_len must be at least 1, got {max_len}")
+        t = self.t[ex]
+        width = max(min(int(t.max(initial=0)), max_len), 1)
+        pos = t[:, None] - width + np.arange(width)[None, :]  # column j: position t - width + j
+        real = pos >= np.maximum(t - max_len, 0)[:, None]     # in the prefix, and in the cap
+        flat = np.where(real, self.seq_start[self.user[ex]][:, None] + pos, 0)
+        return np.where(real, self.seq_items[flat] + 1, 0)
+
+    def context(self, ex: np.ndarray, sequence_length: int | None = None) -> Features:
+        """Context features of examples ``ex``: the fixed slots, then the history bag; with
+        ``sequence_length``, also the ordered prefix ``seq`` (:meth:`sequence`)."""
         items, mask = self.history(ex)
         hist = self.schema.field("history")
         t = self.t[ex].astype(np.float32)
@@ -200,7 +222,17 @@ class NextMovieTask:
         field = np.concatenate(
             [self.ctx_field, np.full(hist_idx.shape[1], self.history_field_number)]
         )
-        return Features(torch.from_numpy(idx), torch.from_numpy(val), torch.from_numpy(field))
+        seq = (None if sequence_length is None else
+               torch.from_numpy(self.sequence(ex, sequence_length)))
+        return Features(torch.from_numpy(idx), torch.from_numpy(val), torch.from_numpy(field),
+                        seq)
+
+    def context_for(self, model: object, ex: np.ndarray) -> Features:
+        """The context of examples ``ex`` as ``model`` reads it: :meth:`context`, with the
+        ordered prefix when the model declares a ``sequence_length`` (a sequence model such
+        as SASRec); every other model gets exactly ``context(ex)``."""
+        length = getattr(model, "sequence_length", None)
+        return self.context(ex) if length is None else self.context(ex, sequence_length=length)
 
     def item_features(self) -> Features:
         """Features of all movies: ``idx``/``val`` of shape ``(num_items, item_slots)``."""

@@ -2,6 +2,8 @@
 
 Each fit example contributes its true next movie (label 1) and ``num_negatives`` movies drawn
 uniformly from those the user had not watched before ``t`` (label 0), redrawn every epoch.
+``loss="ce"`` replaces that with cross-entropy over all movies (the softmax of the target's
+logit against every movie's; the sequence-model literature compares the two, chapter 11).
 After every epoch the model ranks the validation examples (all, or a fixed evenly spread
 subsample: ``valid_limit``) against all movies; training stops
 when the monitored metric has not improved for ``patience`` epochs, and the best weights are
@@ -21,7 +23,7 @@ from torch import nn
 from tqdm import tqdm
 
 from featint.evaluate import HIGHER_IS_BETTER, metrics, quick, rank_examples, subsample
-from featint.task import NextMovieTask
+from featint.task import Features, NextMovieTask
 
 
 @dataclass
@@ -48,6 +50,27 @@ def adam(model: nn.Module, lr: float, weight_decay: float = 0.0) -> torch.optim.
     five times faster on CPU than the default loop over parameters (Wide & Deep's million
     hashed cross weights spent a fifth of a training step there)."""
     return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
+
+
+#: The losses :func:`fit` knows.
+LOSSES = ("bce", "ce")
+
+
+def cross_entropy_all(model: nn.Module, task: NextMovieTask, ex: np.ndarray,
+                      context: Features, all_items: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of the targets of ``ex`` against every movie: ``-log softmax`` of
+    the target's logit among the ``(batch, num_items)`` logits of ``model``.
+
+    The movies watched before ``t`` are masked out of the softmax. The protocol drops them
+    from the ranking (``book/protocol.md``) and a MovieLens user rates a movie once, so they
+    are never the target: keeping them would spend the gradient on pushing down movies the
+    model is never judged on (and that BCE's negatives never include either), and would make
+    the loss disagree with the ranking it stands for.
+    """
+    logits = model(context, all_items)
+    seen = task.seen_before(ex).to(logits.device)
+    target = torch.from_numpy(task.target[ex]).to(logits.device)
+    return F.cross_entropy(logits.masked_fill(seen, float("-inf")), target)
 
 
 def length_bucketed_batches(
@@ -79,6 +102,7 @@ def fit(
     lr: float = 5e-3,
     weight_decay: float = 0.0,
     num_negatives: int = 4,
+    loss: str = "bce",
     patience: int = 3,
     monitor: str = "mrr",
     seed: int = 0,
@@ -95,12 +119,18 @@ def fit(
     Quick mode: at most 4096 and 1000, and 2 epochs. ``seed`` fixes the shuffling, the
     negatives and dropout. A model with a ``penalty()`` method has it added to every batch's
     loss (``weight_decay`` is Adam's L2 on every parameter).
+
+    ``loss``: ``"bce"`` (the protocol's: binary cross-entropy on the target and
+    ``num_negatives`` sampled negatives) or ``"ce"`` (cross-entropy of the target against every
+    movie the user had not watched before ``t``; ``num_negatives`` is then unused).
     """
     if monitor not in HIGHER_IS_BETTER:
         raise ValueError(f"unknown monitor {monitor!r}; choose from {list(HIGHER_IS_BETTER)}")
     for name, value in (("epochs", epochs), ("batch_size", batch_size), ("patience", patience)):
         if value < 1:
             raise ValueError(f"{name} must be at least 1, got {value}")
+    if loss not in LOSSES:
+        raise ValueError(f"unknown loss {loss!r}; choose from {list(LOSSES)}")
     if num_negatives < 1:
         raise ValueError(f"num_negatives must be at least 1, got {num_negatives}")
     if valid_limit is not None and valid_limit < 1:
@@ -114,6 +144,7 @@ def fit(
     penalty = getattr(model, "penalty", None)
     fit_examples = task.examples("fit")
     valid_examples = subsample(task.examples("valid"), valid_limit)
+    all_items = torch.arange(task.num_items, device=device)
     labels = torch.zeros(1 + num_negatives, device=device)
     labels[0] = 1.0
     sign = 1.0 if HIGHER_IS_BETTER[monitor] else -1.0
@@ -132,16 +163,20 @@ def fit(
                    disable=not progress, mininterval=1.0)
         epoch_start = time.perf_counter()
         for ex in bar:
-            negatives = task.sample_negatives(ex, num_negatives, rng)
-            candidates = torch.from_numpy(np.column_stack([task.target[ex], negatives]))
-            logits = model(task.context(ex).to(device), candidates.to(device))
-            loss = F.binary_cross_entropy_with_logits(logits, labels.expand_as(logits))
+            context = task.context_for(model, ex).to(device)
+            if loss == "bce":
+                negatives = task.sample_negatives(ex, num_negatives, rng)
+                candidates = torch.from_numpy(np.column_stack([task.target[ex], negatives]))
+                logits = model(context, candidates.to(device))
+                value = F.binary_cross_entropy_with_logits(logits, labels.expand_as(logits))
+            else:
+                value = cross_entropy_all(model, task, ex, context, all_items)
             if penalty is not None:  # a model's own regulariser (AFM, Wide & Deep options)
-                loss = loss + penalty()
+                value = value + penalty()
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            value.backward()
             optimizer.step()
-            total += loss.item() * len(ex)
+            total += value.item() * len(ex)
             seen += len(ex)
             bar.set_postfix(loss=f"{total / seen:.4f}", refresh=False)
         train_seconds = time.perf_counter() - epoch_start

@@ -8,8 +8,8 @@ at. Where a model's paper recommends a setting, it is one of the trials (:data:`
 it); the first setting of every space is the one the comparison used before tuning was
 equalised, so the record shows what tuning changed.
 
-A setting is one flat dict: ``lr`` and ``weight_decay`` go to the optimiser
-(:func:`featint.train.fit`), every other key to the model's constructor. ``make tune``
+A setting is one flat dict: ``lr``, ``weight_decay``, ``loss`` and ``num_negatives`` go to
+:func:`featint.train.fit`, every other key to the model's constructor. ``make tune``
 (``benchmarks/tune.py``) runs the trials and writes one file per model,
 ``results/tuning/<model>.json``; :func:`chosen` reads them back, and
 :class:`featint.budget.Budget` takes its per-model settings from there. Random scores and most
@@ -24,8 +24,10 @@ from typing import Any
 
 #: Trials per model: the same for every model (the tuning budget).
 TRIALS = 3
-#: The settings read by the optimiser; every other key of a setting is a constructor argument.
-FIT_KEYS = ("lr", "weight_decay")
+#: The settings read by :func:`featint.train.fit`; every other key of a setting is a
+#: constructor argument. The loss and the negatives are the budget's for every model but the
+#: one whose literature compares losses (SASRec).
+FIT_KEYS = ("lr", "weight_decay", "loss", "num_negatives")
 #: Where ``make tune`` writes its trials (``results/tuning`` of the repository).
 TUNING_DIR = Path(__file__).resolve().parent.parent / "results" / "tuning"
 FORMAT = "featint-tuning/1"
