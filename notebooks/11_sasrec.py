@@ -294,7 +294,7 @@ print(f"causal: positions <= i unchanged by later movies (checked for 9 position
 #
 # Its literature compares two losses. The paper's is binary cross-entropy with **one**
 # sampled negative per target; later work trains the same architecture with the
-# **cross-entropy over all items** and finds it much stronger {cite}`klenitskiy2023dross`.
+# **cross-entropy over all items** and finds it clearly stronger {cite}`klenitskiy2023dross`.
 # `fit(..., loss="ce")` computes $-\log$ of the softmax of the target's score among every
 # movie the user has not watched before $t$ (the movies the protocol ranks it against).
 # SASRec's three trials, like every model's (`featint/tuning.py`), are the paper's setting
