@@ -143,7 +143,10 @@ def measure_model(name: str, batches: int, data_dir: str | None,
                 profiler.__enter__()
         negatives = task.sample_negatives(ex, num_negatives, rng)
         candidates = torch.from_numpy(np.column_stack([task.target[ex], negatives]))
-        logits = model(task.context(ex), candidates)
+        # the ordered prefix too, for a sequence model (an earlier revision has none)
+        context = (task.context_for(model, ex) if hasattr(task, "context_for")
+                   else task.context(ex))
+        logits = model(context, candidates)
         loss = torch.nn.functional.binary_cross_entropy_with_logits(
             logits, labels.expand_as(logits))
         optimizer.zero_grad(set_to_none=True)

@@ -136,7 +136,7 @@ def rank_examples(
                           disable=not progress, mininterval=1.0):
             rows = by_length[start:start + batch_size]
             ex = examples[rows]
-            scores = model(task.context(ex).to(device), all_items).float()
+            scores = model(task.context_for(model, ex).to(device), all_items).float()
             target = torch.from_numpy(task.target[ex]).to(device)
             seen = task.seen_before(ex).to(device)
             ranks[rows] = rank_of_target(scores, target, seen).cpu().numpy()

@@ -68,6 +68,11 @@ class Features:
     ``field`` of shape ``(num_slots,)`` with each slot's field number on its side (context
     fields count from 0, item fields count from 0). Padding slots have index 0 and value 0.
 
+    ``seq`` (context side, only for a model that reads the order: one with a
+    ``sequence_length``, :meth:`featint.task.NextMovieTask.context_for`): the last movies
+    before ``t`` in the order watched, ``(batch, width)`` movie indices plus 1, left-padded
+    with 0 (:meth:`featint.task.NextMovieTask.sequence`); None otherwise.
+
     ``cache`` keeps work that depends on the batch alone, done once however many layers read
     it (:func:`featint.layers.field_sums`); do not change ``idx``/``val`` in place after use.
     """
@@ -75,10 +80,12 @@ class Features:
     idx: torch.Tensor
     val: torch.Tensor
     field: torch.Tensor
+    seq: torch.Tensor | None = None
     cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def to(self, device: torch.device | str) -> Features:
-        return Features(self.idx.to(device), self.val.to(device), self.field.to(device))
+        seq = None if self.seq is None else self.seq.to(device)
+        return Features(self.idx.to(device), self.val.to(device), self.field.to(device), seq)
 
 
 def bucket(values: np.ndarray, edges: list[float]) -> np.ndarray:

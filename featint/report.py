@@ -18,9 +18,10 @@ from featint.stats import Pairwise
 from featint.tuning import PAPER, SPACES, chosen_trial, load_trials
 
 #: The order of the leaderboard and the charts: roughly the order of the notebooks, from no
-#: interactions to learned ones. Registered models not listed here follow, alphabetically.
+#: interactions to learned ones, then the sequence model on top. Registered models not listed
+#: here follow, alphabetically.
 CANONICAL_ORDER = ("mf", "linear", "fm", "ffm", "afm", "wide_deep", "deepfm", "nfm",
-                   "dlrm_simplified", "dlrm")
+                   "dlrm_simplified", "dlrm", "sasrec")
 #: The untrained rungs of the baseline ladder, listed before the models: random, most popular,
 #: Markov and ItemKNN (:mod:`featint.baselines`).
 BASELINES = ("random", "popular", "markov", "itemknn")

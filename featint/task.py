@@ -122,10 +122,25 @@ class NextMovieTask:
         pos = np.where(mask, self.seq_start[self.user[ex]][:, None] + cols[None, :], 0)
         return self.seq_items[pos], mask
 
-    def context(self, ex: np.ndarray) -> Features:
+    def sequence(self, ex: np.ndarray, max_len: int) -> np.ndarray:
+        """The last ``min(t, max_len)`` movies watched before ``t`` for examples ``ex``, in the
+        order watched, as movie index + 1 (0 is padding), left-padded: ``(batch, width)`` int64
+        with ``width = min(max_len, max t)``, the movie at position ``t - 1`` in the last column.
+        The same movies, in the same order, as the end of :meth:`history`."""
+        if max_len < 1:
+            raise ValueError(f"max_len must be at least 1, got {max_len}")
+        t = self.t[ex]
+        width = max(min(int(t.max(initial=0)), max_len), 1)
+        pos = t[:, None] - width + np.arange(width)[None, :]  # column j: position t - width + j
+        real = pos >= np.maximum(t - max_len, 0)[:, None]     # in the prefix, and in the cap
+        flat = np.where(real, self.seq_start[self.user[ex]][:, None] + pos, 0)
+        return np.where(real, self.seq_items[flat] + 1, 0)
+
+    def context(self, ex: np.ndarray, sequence_length: int | None = None) -> Features:
         """Context features of examples ``ex``: the fixed slots, then each history bag
         (``history``: the last :attr:`window` movies before ``t``, all of them when the
-        window is None; ``history_all``, where the task has it: every movie before ``t``)."""
+        window is None; ``history_all``, where the task has it: every movie before ``t``);
+        with ``sequence_length``, also the ordered prefix ``seq`` (:meth:`sequence`)."""
         items, mask = self.history(ex)
         idx, val, field = [self.ctx_idx[ex]], [self.ctx_val[ex]], [self.ctx_field]
         for name, number in self.history_fields.items():
@@ -134,9 +149,18 @@ class NextMovieTask:
             idx.append(h_idx)
             val.append(h_val)
             field.append(np.full(h_idx.shape[1], number))
+        seq = (None if sequence_length is None else
+               torch.from_numpy(self.sequence(ex, sequence_length)))
         return Features(torch.from_numpy(np.concatenate(idx, axis=1)),
                         torch.from_numpy(np.concatenate(val, axis=1)),
-                        torch.from_numpy(np.concatenate(field)))
+                        torch.from_numpy(np.concatenate(field)), seq)
+
+    def context_for(self, model: object, ex: np.ndarray) -> Features:
+        """The context of examples ``ex`` as ``model`` reads it: :meth:`context`, with the
+        ordered prefix when the model declares a ``sequence_length`` (a sequence model such
+        as SASRec); every other model gets exactly ``context(ex)``."""
+        length = getattr(model, "sequence_length", None)
+        return self.context(ex) if length is None else self.context(ex, sequence_length=length)
 
     def item_features(self) -> Features:
         """Features of all movies: ``idx``/``val`` of shape ``(num_items, item_slots)``."""

@@ -2,6 +2,8 @@
 
 Each fit example contributes its true next movie (label 1) and ``num_negatives`` movies drawn
 uniformly from those the user had not watched before ``t`` (label 0), redrawn every epoch.
+``loss="ce"`` replaces that with cross-entropy over all movies (the softmax of the target's
+logit against every movie's; the sequence-model literature compares the two, chapter 11).
 After every epoch the model ranks the validation examples (all, or a fixed evenly spread
 subsample: ``valid_limit``) against all movies; training stops
 when the monitored metric has not improved for ``patience`` epochs, and the best weights are
@@ -32,6 +34,8 @@ from featint.task import Features, NextMovieTask
 
 #: The values of ``fit``'s ``reduction``: how the batch's losses become one number.
 REDUCTIONS = ("mean", "sum")
+#: The losses :func:`fit` knows.
+LOSSES = ("bce", "ce")
 
 
 @dataclass
@@ -87,6 +91,26 @@ def embedding_penalty(tables: list[torch.Tensor], rows: torch.Tensor) -> torch.T
     return sum(table.index_select(0, rows.to(table.device)).square().sum() for table in tables)
 
 
+def cross_entropy_all(model: nn.Module, task: NextMovieTask, ex: np.ndarray,
+                      context: Features, all_items: torch.Tensor,
+                      reduction: str = "mean") -> torch.Tensor:
+    """Cross-entropy of the targets of ``ex`` against every movie (the mean over the batch,
+    or the sum: ``reduction``): ``-log softmax`` of the target's logit among the
+    ``(batch, num_items)`` logits of ``model``.
+
+    The movies watched before ``t`` are masked out of the softmax. The protocol drops them
+    from the ranking (``book/protocol.md``) and a MovieLens user rates a movie once, so they
+    are never the target: keeping them would spend the gradient on pushing down movies the
+    model is never judged on (and that BCE's negatives never include either), and would make
+    the loss disagree with the ranking it stands for.
+    """
+    logits = model(context, all_items)
+    seen = task.seen_before(ex).to(logits.device)
+    target = torch.from_numpy(task.target[ex]).to(logits.device)
+    return F.cross_entropy(logits.masked_fill(seen, float("-inf")), target,
+                           reduction=reduction)
+
+
 def length_bucketed_batches(
     order: np.ndarray, length: np.ndarray, batch_size: int, rng: np.random.Generator,
     chunk_batches: int = 32,
@@ -116,6 +140,7 @@ def fit(
     lr: float = BUDGET.lr,
     weight_decay: float = BUDGET.weight_decay,
     num_negatives: int = BUDGET.num_negatives,
+    loss: str = "bce",
     patience: int = BUDGET.patience,
     monitor: str = BUDGET.monitor,
     reduction: str = "mean",
@@ -139,10 +164,13 @@ def fit(
     method has it added to every batch's loss (``weight_decay`` is Adam's L2 on every
     parameter).
 
-    ``reduction``: ``"mean"`` (default) averages the binary cross-entropy over the batch's
-    (example, candidate) pairs; ``"sum"`` sums it (DeepCTR-Torch's loss), which scales the
-    data term by ``batch_size * (1 + num_negatives)`` against any penalty (Adam's steps
-    themselves hardly change with a constant scale of the loss).
+    ``loss``: ``"bce"`` (the protocol's: binary cross-entropy on the target and
+    ``num_negatives`` sampled negatives) or ``"ce"`` (cross-entropy of the target against every
+    movie the user had not watched before ``t``; ``num_negatives`` is then unused).
+    ``reduction``: ``"mean"`` (default) averages the loss over the batch's (example,
+    candidate) pairs; ``"sum"`` sums it (DeepCTR-Torch's loss), which scales the data term by
+    ``batch_size * (1 + num_negatives)`` against any penalty (Adam's steps themselves hardly
+    change with a constant scale of the loss).
     ``embedding_l2``: ``lambda``, adding ``lambda * sum_{i used} ||v_i||^2`` to every batch's
     loss, the sum over the feature indices the batch looks up (its contexts' slots and its
     candidate movies' slots, each index once; :func:`used_rows`) in every
@@ -156,6 +184,8 @@ def fit(
     for name, value in (("epochs", epochs), ("batch_size", batch_size), ("patience", patience)):
         if value < 1:
             raise ValueError(f"{name} must be at least 1, got {value}")
+    if loss not in LOSSES:
+        raise ValueError(f"unknown loss {loss!r}; choose from {list(LOSSES)}")
     if num_negatives < 1:
         raise ValueError(f"num_negatives must be at least 1, got {num_negatives}")
     if reduction not in REDUCTIONS:
@@ -179,6 +209,7 @@ def fit(
     tables = embedding_tables(model, task.schema.num_features) if embedding_l2 else []
     fit_examples = task.examples("fit")
     valid_examples = subsample(task.examples("valid"), valid_limit)
+    all_items = torch.arange(task.num_items, device=device)
     labels = torch.zeros(1 + num_negatives, device=device)
     labels[0] = 1.0
     sign = 1.0 if HIGHER_IS_BETTER[monitor] else -1.0
@@ -197,22 +228,28 @@ def fit(
                    disable=not progress, mininterval=1.0)
         epoch_start = time.perf_counter()
         for ex in bar:
-            negatives = task.sample_negatives(ex, num_negatives, rng)
-            candidates = torch.from_numpy(np.column_stack([task.target[ex], negatives]))
-            context = task.context(ex)
-            logits = model(context.to(device), candidates.to(device))
-            loss = F.binary_cross_entropy_with_logits(logits, labels.expand_as(logits),
-                                                      reduction=reduction)
+            context = task.context_for(model, ex)
+            if loss == "bce":
+                negatives = task.sample_negatives(ex, num_negatives, rng)
+                candidates = np.column_stack([task.target[ex], negatives])
+                logits = model(context.to(device), torch.from_numpy(candidates).to(device))
+                value = F.binary_cross_entropy_with_logits(logits, labels.expand_as(logits),
+                                                           reduction=reduction)
+            else:
+                candidates = np.arange(task.num_items)
+                value = cross_entropy_all(model, task, ex, context.to(device), all_items,
+                                          reduction)
             if penalty is not None:  # a model's own regulariser (AFM, Wide & Deep options)
-                loss = loss + penalty()
+                value = value + penalty()
             if embedding_l2:  # the rows this batch used, from its indices
-                rows = used_rows(context, task.item_idx[candidates.numpy()])
-                loss = loss + embedding_l2 * embedding_penalty(tables, rows)
+                rows = used_rows(context, task.item_idx[candidates])
+                value = value + embedding_l2 * embedding_penalty(tables, rows)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            value.backward()
             optimizer.step()
             # per (example, candidate) pair: the mean's weight, or the sum spread over pairs
-            total += loss.item() * (len(ex) if reduction == "mean" else 1 / labels.numel())
+            pairs = labels.numel() if loss == "bce" else 1
+            total += value.item() * (len(ex) if reduction == "mean" else 1 / pairs)
             seen += len(ex)
             bar.set_postfix(loss=f"{total / seen:.4f}", refresh=False)
         train_seconds = time.perf_counter() - epoch_start

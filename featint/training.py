@@ -108,7 +108,8 @@ def describe(budget: Budget = BUDGET) -> str:
         f"early stopping after {budget.patience} epochs without a better "
         f"{LABELS.get(budget.monitor, budget.monitor)} on {valid} (best epoch restored), "
         f"Adam, batches of {budget.batch_size}, {budget.num_negatives} sampled negatives per "
-        f"positive, binary cross-entropy; each model's own setting chosen on validation from "
+        f"positive, binary cross-entropy (a sequence model whose literature compares losses "
+        f"tries another among its trials); each model's own setting chosen on validation from "
         f"the same number of trials"
     )
 

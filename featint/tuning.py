@@ -8,12 +8,13 @@ at. Where a model's paper recommends a setting, it is one of the trials (:data:`
 it); the first setting of every space is the one the comparison used before tuning was
 equalised, so the record shows what tuning changed.
 
-A setting is one flat dict: ``lr``, ``weight_decay``, ``reduction`` and ``embedding_l2`` go to
-training (:func:`featint.train.fit`), every other key to the model's constructor
-(``init_std`` to :func:`featint.models.build_model`, the same for every model). ``make tune``
+A setting is one flat dict: ``lr``, ``weight_decay``, ``loss``, ``num_negatives``,
+``reduction`` and ``embedding_l2`` go to training (:func:`featint.train.fit`), every other key
+to the model's constructor (``init_std`` to :func:`featint.models.build_model`, the same for
+every model). ``make tune``
 (``benchmarks/tune.py``) runs the trials and writes one file per model,
 ``results/tuning/<model>.json``; :func:`chosen` reads them back, and
-:class:`featint.budget.Budget` takes its per-model settings from there. Random scores and most
+:func:`featint.training.setting_of` reads the choice from there. Random scores and most
 popular have nothing to set, so they have no trials.
 """
 
@@ -29,7 +30,9 @@ from featint.config import RECORDS
 TRIALS = 3
 #: The settings read by training (:func:`featint.train.fit`); every other key of a setting is a
 #: constructor argument (``init_std`` among them: :func:`featint.models.build_model` takes it).
-FIT_KEYS = ("lr", "weight_decay", "reduction", "embedding_l2")
+#: The loss and the negatives are the budget's for every model but the one whose literature
+#: compares losses (SASRec).
+FIT_KEYS = ("lr", "weight_decay", "loss", "num_negatives", "reduction", "embedding_l2")
 #: Where ``make tune`` writes its trials: package data, shipped with featint, so that an
 #: installed featint trains what the README reports.
 TUNING_DIR = RECORDS / "tuning"
@@ -78,6 +81,23 @@ SPACES: dict[str, dict[str, dict[str, Any]]] = {
                         "top dropout 0.2": {"lr": 2e-2, "dropout": 0.2}},
     "dlrm": {"none": {"lr": 1e-2}, "L2 1e-5": {"lr": 1e-2, "weight_decay": 1e-5},
              "top dropout 0.2": {"lr": 1e-2, "dropout": 0.2}},
+    # Kang & McAuley (2018), Section IV, "Implementation Details", for MovieLens-1M: b = 2
+    # blocks, dropout 0.2, n = 200, Adam with lr 1e-3; one head (their ablation study in
+    # Section IV: two heads did slightly worse); binary cross-entropy with one sampled
+    # negative per target (Section III, "Network Training"). Not kept: d = 50 (here the
+    # budget's embedding size) and batches of 128 (here the budget's). The other two
+    # trials change only the negatives: the budget's four, as every other model trains,
+    # and all of them, cross-entropy over every unseen movie (Klenitskiy & Vasilev, 2023).
+    "sasrec": {
+        "paper: BCE, 1 negative": {"lr": 1e-3, "loss": "bce", "num_negatives": 1,
+                                   "num_blocks": 2, "num_heads": 1, "dropout": 0.2,
+                                   "max_len": 200},
+        "BCE, 4 negatives": {"lr": 1e-3, "loss": "bce", "num_negatives": 4,
+                             "num_blocks": 2, "num_heads": 1, "dropout": 0.2,
+                             "max_len": 200},
+        "cross-entropy, all movies": {"lr": 1e-3, "loss": "ce", "num_blocks": 2,
+                                      "num_heads": 1, "dropout": 0.2, "max_len": 200},
+    },
 }
 #: The label of the setting its paper recommends (None: the paper gives none to follow).
 PAPER: dict[str, str | None] = {
@@ -85,6 +105,7 @@ PAPER: dict[str, str | None] = {
     "ffm": "k 4, L2 2e-5", "afm": "FM-pretrained, attention L2",
     "wide_deep": "wide L1 1e-6", "deepfm": "200-200-200",
     "nfm": "bi-dropout 0.5, FM-pretrained", "dlrm_simplified": "none", "dlrm": "none",
+    "sasrec": "paper: BCE, 1 negative",
 }
 
 

@@ -63,3 +63,4 @@ from featint.models import wide_deep  # noqa: E402, F401, I001
 from featint.models import deepfm  # noqa: E402, F401, I001
 from featint.models import nfm  # noqa: E402, F401, I001
 from featint.models import dlrm  # noqa: E402, F401, I001
+from featint.models import sasrec  # noqa: E402, F401, I001

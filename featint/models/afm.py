@@ -56,7 +56,7 @@ class AFM(nn.Module):
         number of attended pairs, so that uniform attention starts at FM's sum of the pairs,
         not their mean. ``attention_l2``: the paper's L2 penalty on ``W``. ``pretrain``:
         ``"fm"`` to start from a trained FM's ``w_0``, ``w_i``, ``v_i`` (the paper; done by
-        :func:`featint.budget.train_model`)."""
+        :func:`featint.training.trained`)."""
         super().__init__()
         if attend not in ("all", "ranking"):
             raise ValueError(f"attend must be 'all' or 'ranking', got {attend!r}")

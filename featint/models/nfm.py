@@ -55,7 +55,7 @@ class NFM(nn.Module):
         dropout: float = 0.2, batch_norm: bool = True, pretrain: str | None = None,
     ) -> None:
         """``pretrain``: ``"fm"`` to start from a trained FM's ``w_0``, ``w_i``, ``v_i`` (the
-        paper; done by :func:`featint.budget.train_model`)."""
+        paper; done by :func:`featint.training.trained`)."""
         super().__init__()
         self.pretrain = pretrain
         hidden = (embed_dim,) if hidden is None else tuple(hidden)
