@@ -447,3 +447,68 @@ def format_tuning(summary: pd.DataFrame, markdown: bool = False) -> str:
         shown[column] = shown[column].map(lambda v: "-" if pd.isna(v) else f"{v:.4f}")
     shown = shown.astype(str)
     return markdown_table(shown) if markdown else shown.to_string()
+
+
+# -- the protocol's history window ---------------------------------------------------------------
+def window_record(folder: str | Path | None = None) -> dict[str, Any]:
+    """The record of ``make window`` (``featint/records/protocol/window.json``): every run,
+    the validation curve and the choice of protocol v3's history window."""
+    import json
+
+    from featint.config import RECORDS
+
+    path = Path(folder) if folder is not None else RECORDS / "protocol"
+    return json.loads((path / "window.json").read_text(encoding="utf-8"))
+
+
+def window_table(record: dict[str, Any] | None = None) -> str:
+    """The validation curve of the history window as a Markdown table: per window, FM's and
+    MF's validation MRR (mean over seeds), the score the rule reads (their mean) with its
+    standard error over seeds, and FM's HR@10 and mean rank."""
+    record = record or window_record()
+    rows = ["| history window W | FM valid MRR | MF valid MRR | mean of both (± s.e.) | "
+            "FM valid HR@10 | FM valid mean rank |", "|---|---|---|---|---|---|"]
+    for key, point in record["curve"].items():
+        window = None if key == "all" else int(key)
+        runs = [r for r in record["runs"] if r["window"] == window and not r["history_all"]]
+        fm = [r for r in runs if r["model"] == "fm"]
+        mf = [r for r in runs if r["model"] == "mf"]
+        label = "every movie so far (v2)" if key == "all" else f"last {key}"
+        if window == record["chosen"]:
+            label = f"**{label} (chosen)**"
+        rows.append(
+            f"| {label} | {np.mean([r['valid_mrr'] for r in fm]):.4f} | "
+            f"{np.mean([r['valid_mrr'] for r in mf]):.4f} | {point['mrr']:.4f} ± "
+            f"{point['se']:.4f} | {np.mean([r['valid_hr@10'] for r in fm]):.4f} | "
+            f"{np.mean([r['valid_mean_rank'] for r in fm]):.1f} |")
+    extra = record.get("history_all")
+    if extra:
+        fm = [r for r in record["runs"] if r["history_all"] and r["model"] == "fm"]
+        mf = [r for r in record["runs"] if r["history_all"] and r["model"] == "mf"]
+        rows.append(
+            f"| last {record['chosen']} + a bag of every movie so far | "
+            f"{np.mean([r['valid_mrr'] for r in fm]):.4f} | "
+            f"{np.mean([r['valid_mrr'] for r in mf]):.4f} | {extra['mrr']:.4f} ± "
+            f"{extra['se']:.4f} | {np.mean([r['valid_hr@10'] for r in fm]):.4f} | "
+            f"{np.mean([r['valid_mean_rank'] for r in fm]):.1f} |")
+    return "\n".join(rows)
+
+
+def plot_window(ax: Any, record: dict[str, Any] | None = None) -> None:
+    """FM's validation MRR against the history window, one dot per seed and the mean, the
+    chosen window marked: the curve protocol v3 chose its window from."""
+    record = record or window_record()
+    keys = list(record["curve"])
+    x = np.arange(len(keys))
+    for i, key in enumerate(keys):
+        window = None if key == "all" else int(key)
+        values = [r["valid_mrr"] for r in record["runs"]
+                  if r["model"] == "fm" and r["window"] == window and not r["history_all"]]
+        ax.plot([i] * len(values), values, "o", color="C0", alpha=0.4, markersize=4)
+        ax.plot(i, np.mean(values), "_", color="C0", markersize=18, mew=2)
+    chosen = keys.index(str(record["chosen"]))
+    ax.axvline(chosen, color="C3", lw=1, ls="--", label=f"chosen: W = {record['chosen']}")
+    ax.set_xticks(x, [k if k != "all" else "all (v2)" for k in keys])
+    ax.set_xlabel("history window W (the last W movies before t)")
+    ax.set_ylabel("FM validation MRR (dots: seeds 0-2, bar: mean)")
+    ax.legend(loc="lower left", fontsize=8)

@@ -270,3 +270,23 @@ def test_the_protocol_page_states_the_figures_the_code_gives(ml, v1, v2):
         up = int((later > earlier).sum())
         assert f"{len(earlier):,} ({len(earlier) / len(v2.target):.1%})" in page
         assert f"{up:,} ({up / len(earlier):.{0 if up == len(earlier) else 1}%})" in page
+
+
+def test_the_protocol_page_states_the_window_the_record_chose():
+    """``book/protocol.md`` shows the validation curve of ``make window`` as it is on record,
+    and its two sentences about it hold."""
+    from featint.report import window_record, window_table
+
+    page = (Path(__file__).parents[1] / "book" / "protocol.md").read_text(encoding="utf-8")
+    assert window_table() in page
+    record = window_record()
+    assert f"$W = {record['chosen']}$" in page and f"last {WINDOWS[3]} movies" in page
+    fm = {}
+    for r in record["runs"]:
+        if r["model"] == "fm" and not r["history_all"]:
+            fm.setdefault(r["window"], {})[r["seed"]] = r["valid_mrr"]
+    chosen = record["chosen"]
+    for seed in record["seeds"]:  # "best validation MRR for each of the three seeds"
+        assert all(fm[chosen][seed] >= fm[w][seed] for w in fm), seed
+    mean = {w: np.mean(list(v.values())) for w, v in fm.items()}
+    assert all(mean[w] > mean[None] for w in mean if w is not None)  # "beats the v2 bag"
