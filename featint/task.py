@@ -403,7 +403,18 @@ def build_task(ml: MovieLens, protocol: int = PROTOCOL) -> NextMovieTask:
         item_field=item_field.astype(np.int64),
         seq_items=i, seq_start=seq_start, seq_len=seq_len, pos_of=pos_of,
         user_ids=user_ids, item_ids=item_ids, titles=ml.items.loc[item_ids, "title"].to_numpy(),
+        vocabularies={"genre": list(ml.genres), "occupation": occ_vocab, "zip": zip_vocab,
+                      "age": _bucket_names(AGE_EDGES), "year": ["unknown"] + _bucket_names(
+                          YEAR_EDGES), "gap": _bucket_names(GAP_EDGES),
+                      "gender": ["M", "F"], "last_rating": ["1", "2", "3", "4", "5"],
+                      "weekday": ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]},
     )
+
+
+def _bucket_names(edges: list[float]) -> list[str]:
+    """Names of the buckets of :func:`_bucket` with these edges: ``<18``, ``18-25``, ..."""
+    inner = [f"{a:g}-{b:g}" for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    return [f"<{edges[0]:g}", *inner, f">={edges[-1]:g}"]
 
 
 def split_sizes(num_examples: int) -> tuple[int, int, int]:
