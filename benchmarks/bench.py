@@ -165,16 +165,17 @@ def measure_model(name: str, batches: int, data_dir: str | None,
 
 def run_isolated(name: str, batches: int, data_dir: str | None,
                  package: Path | None = None, setting: str = "before",
-                 extra: tuple[str, ...] = ()) -> dict[str, float]:
+                 extra: tuple[str, ...] = (), ranking: bool = False) -> dict[str, float]:
     """:func:`measure_model` in a fresh Python process; returns its figures. With
     ``package`` (a folder holding an earlier ``featint/``), that code's training throughput
-    alone. ``extra``: more flags for the subprocess."""
+    alone, and its ranking time too with ``ranking``. ``extra``: more flags for the
+    subprocess."""
     cmd = [sys.executable, __file__, "--one", name, "--batches", str(batches),
            "--setting", setting, *extra]
     if data_dir:
         cmd += ["--data-dir", data_dir]
     env = dict(os.environ)
-    if package is not None:
+    if package is not None and not ranking:
         cmd.append("--train-only")
         env["PYTHONPATH"] = os.pathsep.join([str(package), env.get("PYTHONPATH", "")])
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -307,6 +308,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--against", default=BEFORE,
                         help=f"git revision whose training throughput to compare with "
                              f"(default {BEFORE}, before the speed-up; 'none': skip)")
+    parser.add_argument("--against-ranking", action="store_true",
+                        help="also time the full test ranking of the --against revision's "
+                             "code (AFM's takes about a minute)")
     parser.add_argument("--profile", default=None, metavar="MODELS",
                         help="comma-separated: also print where each one's training step "
                              "spends its time (torch.profiler, top operators)")
@@ -357,8 +361,11 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         row = run_isolated(name, args.batches, args.data_dir)
         if before is not None and "error" not in row:
-            old = run_isolated(name, args.batches, args.data_dir, before)
+            old = run_isolated(name, args.batches, args.data_dir, before,
+                               ranking=args.against_ranking)
             row["before_examples_per_s"] = old.get("train_examples_per_s", float("nan"))
+            if "rank_seconds" in old:
+                row["before_rank_seconds"] = old["rank_seconds"]
         figures["models"].append(row)
         if "error" in row:
             print(f"{name:<16}failed: {row['error']}")
@@ -379,11 +386,15 @@ def main(argv: list[str] | None = None) -> int:
     if before is not None:
         print(f"\nTraining throughput against the code of {args.against} (examples per "
               "second, the same steps, measured one after the other in this run)")
-        print(f"{'model':<16}{'before':>10}{'now':>10}{'speed-up':>10}")
+        print(f"{'model':<16}{'before':>10}{'now':>10}{'speed-up':>10}"
+              + (f"{'rank s before':>15}{'now':>8}" if args.against_ranking else ""))
         for row in figures["models"]:
             if "before_examples_per_s" in row:
                 old, new = row["before_examples_per_s"], row["train_examples_per_s"]
-                print(f"{row['model']:<16}{old:>10,.0f}{new:>10,.0f}{new / old:>9.2f}x")
+                ranked = (f"{row['before_rank_seconds']:>15.1f}{row['rank_seconds']:>8.1f}"
+                          if "before_rank_seconds" in row else "")
+                print(f"{row['model']:<16}{old:>10,.0f}{new:>10,.0f}{new / old:>9.2f}x"
+                      + ranked)
     before_dir.cleanup()
 
     # the figures above train every model as it was set before tuning; where the comparison
