@@ -171,3 +171,25 @@ def test_the_planted_pair_moves_rankings_most(name, hour_task):
     assert ranking.pair[0] == "hour x genre", ranking.head()
     assert ranking.lo[0] > ranking.hi[1], ranking.head()     # ahead beyond the noise
 
+
+
+def test_explorer_is_self_contained(synthetic_task):
+    """The book's explorer: every (user, model) view precomputed, embedded as JSON in one
+    HTML fragment that loads nothing from elsewhere."""
+    import json
+    import re
+
+    from featint.explorer import explorer_data, explorer_html
+
+    task = synthetic_task
+    models = {name: build_model(name, task, seed=0).eval() for name in ("fm", "deepfm")}
+    users = [int(u) for u in task.user_ids[:3]]
+    data = explorer_data(models, task, users, k=5, parts=4, steps=8)
+    assert set(data["views"]) == {f"{u}|{m}" for u in users for m in models}
+    for view in data["views"].values():
+        assert len(view["top"]) == 5 and len(view["parts"]) <= 5      # 4 and "other"
+        assert abs(sum(p[1] for p in view["parts"]) - view["total"]) < 0.01
+    page = explorer_html(data)
+    assert not re.search(r"(src|href)=", page), "the explorer loads something"
+    payload = re.search(r"<script type='application/json'>(.*?)</script>", page, re.S)[1]
+    assert json.loads(payload.replace("<\\/", "</")) == data
