@@ -92,11 +92,13 @@ def top_table(models: dict[str, nn.Module], task: NextMovieTask, example: int,
 
 
 def explorer_data(models: dict[str, nn.Module], task: NextMovieTask, users: list[int],
-                  k: int = 10, parts: int = 10, steps: int = 64) -> dict:
+                  k: int = 10, parts: int = 10, steps: int = 64, start: str | None = None,
+                  ) -> dict:
     """What the explorer shows, precomputed: for every user (their last position) and model,
     the top ``k`` movies and scores, the true next movie's rank, and the ``parts`` largest
     parts of the first movie's score (merged by field pair) with the rest summed. Titles and
-    part names are stored once and referred to by number; values rounded to 3 decimals."""
+    part names are stored once and referred to by number; values rounded to 3 decimals.
+    ``start``: the model shown first (default: the first)."""
     titles: list[str] = []
     labels: list[str] = []
 
@@ -123,9 +125,9 @@ def explorer_data(models: dict[str, nn.Module], task: NextMovieTask, users: list
                        for p, v, g in zip(table.part, table.value, table.group,
                                           strict=True)],
                 total=round(float(ex.score[0]), 3))
-    return dict(models=list(models), users=people, titles=titles, labels=labels,
-                groups=[*COLOURS, "other"], colours=[*COLOURS.values(), "#cccccc"],
-                views=views)
+    return dict(models=list(models), start=start or next(iter(models)), users=people,
+                titles=titles, labels=labels, groups=[*COLOURS, "other"],
+                colours=[*COLOURS.values(), "#cccccc"], views=views)
 
 
 _SCRIPT = """
@@ -137,6 +139,7 @@ _SCRIPT = """
   const note = root.querySelector(".note");
   data.users.forEach((u, i) => user.add(new Option("user " + u.id + " at position " + u.t, i)));
   data.models.forEach(m => model.add(new Option(m, m)));
+  model.value = data.start;
   function esc(s) { const d = document.createElement("span"); d.textContent = s;
                     return d.innerHTML; }
   function draw() {

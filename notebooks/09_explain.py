@@ -527,7 +527,7 @@ spread = np.linspace(0, task.num_users - 1, 4 if quick() else 12).round().astype
 SAMPLE_USERS = [int(u) for u in task.user_ids[spread]]
 if user not in SAMPLE_USERS:
     SAMPLE_USERS = [user] + SAMPLE_USERS
-explorer = explorer_html(explorer_data(models, task, SAMPLE_USERS))
+explorer = explorer_html(explorer_data(models, task, SAMPLE_USERS, start=shown))
 display(HTML(explorer))
 
 # %% tags=["remove-input"]
