@@ -138,7 +138,7 @@ def measure_model(name: str, batches: int, data_dir: str | None,
     profiler = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU])
     for step, ex in enumerate(steps):
         if step == warmup:
-            start, pairs = time.perf_counter(), 0
+            start, cpu_start, pairs = time.perf_counter(), time.process_time(), 0
             if profile:
                 profiler.__enter__()
         negatives = task.sample_negatives(ex, num_negatives, rng)
@@ -154,25 +154,30 @@ def measure_model(name: str, batches: int, data_dir: str | None,
         optimizer.step()
         pairs += logits.numel()
     train_seconds = time.perf_counter() - start
+    train_cpu = time.process_time() - cpu_start
     if profile:
         profiler.__exit__(None, None, None)
         table = profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=12,
                                               max_name_column_width=40)
         return {"model": name, "profile": table,
                 "train_examples_per_s": pairs / (1 + num_negatives) / train_seconds}
+    examples = pairs / (1 + num_negatives)
     if train_only:
-        return {"model": name, "train_examples_per_s":
-                pairs / (1 + num_negatives) / train_seconds}
+        return {"model": name, "train_examples_per_s": examples / train_seconds,
+                "train_examples_per_cpu_s": examples / train_cpu}
     test = task.examples("test")
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     rank_examples(model, task, test)
     rank_seconds = time.perf_counter() - start
+    rank_cpu = time.process_time() - cpu_start
     return {
         "model": name,
         "params": count_parameters(model),
         "train_pairs_per_s": pairs / train_seconds,
         "train_examples_per_s": pairs / (1 + num_negatives) / train_seconds,
         "rank_seconds": rank_seconds,
+        "train_examples_per_cpu_s": examples / train_cpu,
+        "rank_cpu_seconds": rank_cpu,
         "rank_examples": len(test),
         "fit_examples": len(task.examples("fit")),
         "valid_examples": len(task.examples("valid")),
@@ -184,16 +189,17 @@ def measure_model(name: str, batches: int, data_dir: str | None,
 
 def run_isolated(name: str, batches: int, data_dir: str | None,
                  package: Path | None = None, setting: str = "before",
-                 extra: tuple[str, ...] = ()) -> dict[str, float]:
+                 extra: tuple[str, ...] = (), ranking: bool = False) -> dict[str, float]:
     """:func:`measure_model` in a fresh Python process; returns its figures. With
     ``package`` (a folder holding an earlier ``featint/``), that code's training throughput
-    alone. ``extra``: more flags for the subprocess."""
+    alone, and its ranking time too with ``ranking``. ``extra``: more flags for the
+    subprocess."""
     cmd = [sys.executable, __file__, "--one", name, "--batches", str(batches),
            "--setting", setting, *extra]
     if data_dir:
         cmd += ["--data-dir", data_dir]
     env = dict(os.environ)
-    if package is not None:
+    if package is not None and not ranking:
         cmd.append("--train-only")
         env["PYTHONPATH"] = os.pathsep.join([str(package), env.get("PYTHONPATH", "")])
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -327,6 +333,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--against", default=BEFORE,
                         help=f"git revision whose training throughput to compare with "
                              f"(default {BEFORE}, before the speed-up; 'none': skip)")
+    parser.add_argument("--against-ranking", action="store_true",
+                        help="also time the full test ranking of the --against revision's "
+                             "code (AFM's takes about a minute)")
     parser.add_argument("--profile", default=None, metavar="MODELS",
                         help="comma-separated: also print where each one's training step "
                              "spends its time (torch.profiler, top operators)")
@@ -379,7 +388,12 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         row = run_isolated(name, args.batches, args.data_dir)
         if before is not None and "error" not in row:
-            old = run_isolated(name, args.batches, args.data_dir, before)
+            old = run_isolated(name, args.batches, args.data_dir, before,
+                               ranking=args.against_ranking)
+            for key in ("train_examples_per_s", "train_examples_per_cpu_s", "rank_seconds",
+                        "rank_cpu_seconds"):
+                if key in old:
+                    row[f"before_{key}"] = old[key]
             row["before_examples_per_s"] = old.get("train_examples_per_s", float("nan"))
         figures["models"].append(row)
         if "error" in row:
@@ -401,11 +415,23 @@ def main(argv: list[str] | None = None) -> int:
     if before is not None:
         print(f"\nTraining throughput against the code of {args.against} (examples per "
               "second, the same steps, measured one after the other in this run)")
-        print(f"{'model':<16}{'before':>10}{'now':>10}{'speed-up':>10}")
+        print("(wall clock, and CPU time of this process: on a busy machine the CPU time of "
+              "a one-thread run, OMP_NUM_THREADS=1, measures the code, the wall clock the "
+              "load)")
+        print(f"{'model':<16}{'before':>10}{'now':>10}{'speed-up':>10}{'per CPU s':>11}"
+              + (f"{'rank s before':>15}{'now':>8}{'CPU s before':>14}{'now':>8}"
+                 if args.against_ranking else ""))
         for row in figures["models"]:
             if "before_examples_per_s" in row:
                 old, new = row["before_examples_per_s"], row["train_examples_per_s"]
-                print(f"{row['model']:<16}{old:>10,.0f}{new:>10,.0f}{new / old:>9.2f}x")
+                cpu = (row["train_examples_per_cpu_s"]
+                       / row.get("before_train_examples_per_cpu_s", float("nan")))
+                ranked = (f"{row['before_rank_seconds']:>15.1f}{row['rank_seconds']:>8.1f}"
+                          f"{row['before_rank_cpu_seconds']:>14.1f}"
+                          f"{row['rank_cpu_seconds']:>8.1f}"
+                          if "before_rank_seconds" in row else "")
+                print(f"{row['model']:<16}{old:>10,.0f}{new:>10,.0f}{new / old:>9.2f}x"
+                      f"{cpu:>10.2f}x" + ranked)
     before_dir.cleanup()
 
     # the figures above train every model as it was set before tuning; where the comparison

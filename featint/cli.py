@@ -3,6 +3,7 @@
 ``featint compare``  train every model under one budget, print the leaderboard, write results
 ``featint leaderboard``  print the leaderboard of a finished comparison
 ``featint tuning``   print each model's tuning trials on record and the setting chosen
+``featint explain``  a user's top 10 from one model, and the parts that put the first there
 ``featint data``     find (or download) and verify MovieLens 100K, print the task's counts
 ``featint cache``    list the trained models kept in the model cache, or prune the stale ones
 
@@ -143,6 +144,37 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--markdown", action="store_true", help="a Markdown table")
     tune.set_defaults(handler=run_tuning, parser=tune)
 
+    why = commands.add_parser(
+        "explain", help="a user's top movies from one model, and why the first is there",
+        description="Rank every movie for one user at one moment (a position in their "
+                    "ratings) with one model, print the top movies (the true next movie "
+                    "marked) and the score of the first taken apart into the model's parts: "
+                    "bias, fields and field pairs (featint.explain; chapter 09). The model is "
+                    "trained as the comparison trains it, or read from the model cache.",
+    )
+    why.add_argument("--model", required=True, choices=ordered(list(MODELS)),
+                     metavar="NAME", help="the model: " + ", ".join(ordered(list(MODELS))))
+    why.add_argument("--user", required=True, type=int, help="the MovieLens user id")
+    moment = why.add_mutually_exclusive_group()
+    moment.add_argument("--position", type=_positive_int, default=None, metavar="T",
+                        help="the position t in the user's ratings: the context is what was "
+                             "known before rating t, the true next movie rating t's")
+    moment.add_argument("--last", action="store_true",
+                        help="the user's last position (the default)")
+    why.add_argument("--top", type=_positive_int, default=10, metavar="K",
+                     help="how many movies to list (default 10)")
+    why.add_argument("--parts", type=_positive_int, default=12, metavar="N",
+                     help="how many of the first movie's largest parts to print (default 12)")
+    why.add_argument("--json", action="store_true", help="print JSON instead of text")
+    why.add_argument("--quick", action="store_true",
+                     help="a quickly trained model (quick mode; also set by FEATINT_QUICK=1)")
+    why.add_argument("--synthetic", action="store_true",
+                     help="the small synthetic data set featint generates, not MovieLens")
+    why.add_argument("--data-dir", type=Path, default=None, metavar="PATH",
+                     help=f"the ml-100k folder (default: ${ENV_VAR}, then the cache, "
+                          "then a download)")
+    why.set_defaults(handler=run_explain, parser=why)
+
     data = commands.add_parser(
         "data", help="find, download if needed and verify MovieLens 100K",
         description="Locate MovieLens 100K (--data-dir, then $FEATINT_DATA_DIR, then the "
@@ -278,6 +310,82 @@ def run_tuning(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         parser.error(f"no tuning trials in {folder}: run `make tune` first, or point "
                      "--tuning at the folder it wrote")
     print(format_tuning(tuning_summary(table), markdown=args.markdown))
+    return 0
+
+
+def run_explain(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """``featint explain``: one model's top movies for a user at a moment, and the parts of
+    the first one's score."""
+    import json
+
+    from featint.cache import trained
+    from featint.compare import quick_mode
+    from featint.data import load_movielens
+    from featint.evaluate import quick
+    from featint.explain import example_of, explain, positions, rank_of, top_movies
+    from featint.synthetic import synthetic_movielens
+    from featint.task import build_task
+
+    if not args.synthetic:
+        _check_data_dir(parser, args.data_dir)
+    try:
+        ml = synthetic_movielens() if args.synthetic else load_movielens(args.data_dir)
+    except DataError as err:
+        parser.error(str(err))
+    task = build_task(ml)
+    try:
+        first, last = positions(task, args.user)
+    except ValueError:
+        parser.error(f"--user {args.user}: no such user; users are "
+                     f"{task.user_ids[0]}..{task.user_ids[-1]}")
+    if args.position is not None and not first <= args.position <= last:
+        parser.error(f"--position {args.position}: user {args.user} has positions "
+                     f"{first}..{last} (a position is a rating with one before it); "
+                     "or use --last")
+    example = example_of(task, args.user, args.position)
+    with quick_mode(args.quick or quick()):
+        model, _ = trained(args.model, task, progress=False)
+        top, scores = top_movies(model, task, example, args.top)
+        target = int(task.target[example])
+        why = explain(model, task, example, top[:1])
+        rank = rank_of(model, task, example, target)
+    parts = why.table().drop(columns=["candidate", "movie"])
+    parts = parts.reindex(parts.value.abs().sort_values(ascending=False).index)
+    groups = why.groups().iloc[0]
+    t = int(task.t[example])
+    report = {
+        "model": args.model, "user": args.user, "position": t,
+        "split": ["fit", "valid", "test"][int(task.split[example])],
+        "true_next": {"movie": task.titles[target], "rank": rank},
+        "top": [{"rank": i + 1, "movie": task.titles[m], "score": float(sc),
+                 "true_next": bool(m == target)}
+                for i, (m, sc) in enumerate(zip(top, scores, strict=True))],
+        "first": {"movie": task.titles[top[0]], "score": float(why.score[0]),
+                  "sum_of_parts": float(why.total[0]), "method": why.method,
+                  "groups": {k: float(v) for k, v in groups.items()},
+                  "parts": [{k: v for k, v in row.items() if k not in ("f", "g")}
+                            for row in parts.to_dict("records")]},
+    }
+    if args.json:
+        print(json.dumps(report, indent=1))
+        return 0
+    print(f"{args.model}, user {args.user} at position {t} of {last + 1} ratings "
+          f"({report['split']} example); the true next movie: {task.titles[target]} "
+          f"(rank {rank:g})")
+    if args.quick or quick() or args.synthetic:
+        print("(quick mode or synthetic data: a smoke test, not the comparison's model)")
+    print(f"\nTop {len(top)} (movies rated before dropped):")
+    for row in report["top"]:
+        mark = "  <- the true next movie" if row["true_next"] else ""
+        print(f"{row['rank']:>4}  {row['score']:8.3f}  {row['movie']}{mark}")
+    print(f"\nWhy {task.titles[top[0]]}: score {why.score[0]:.3f} = "
+          + " + ".join(f"{v:.3f} ({k})" for k, v in groups.items()))
+    print(f"its {min(args.parts, len(parts))} largest parts ({why.method}):")
+    for row in parts.head(args.parts).to_dict("records"):
+        extra = (f"  attention {row['attention']:.3f} x term {row['term']:.3f}"
+                 if row.get("attention") == row.get("attention") and "attention" in row
+                 else "")
+        print(f"{row['value']:+9.3f}  {row['part']:<34} {row['group']}{extra}")
     return 0
 
 

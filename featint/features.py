@@ -120,6 +120,13 @@ class FeatureArrays:
     item_idx: np.ndarray     # (movies, item slots) int64
     item_val: np.ndarray     # (movies, item slots) float32
     item_field: np.ndarray   # (item slots,)
+    vocabularies: dict[str, list[str]]  # field -> the display name of each of its features
+
+
+def bucket_names(edges: list[float]) -> list[str]:
+    """Names of the buckets of :func:`bucket` with these edges: ``<18``, ``18-25``, ..."""
+    inner = [f"{a:g}-{b:g}" for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    return [f"<{edges[0]:g}", *inner, f">={edges[-1]:g}"]
 
 
 def running(x: np.ndarray, starts: np.ndarray) -> np.ndarray:
@@ -217,8 +224,14 @@ def build_features(
     item_val = np.concatenate([np.ones((num_items, 1)), has / n_genres,
                                np.ones((num_items, 1))], axis=1)
     item_field = np.array([0] + [1] * width + [2])
+    vocabularies = {"genre": list(ml.genres), "occupation": list(occ_vocab),
+                    "zip": list(zip_vocab), "age": bucket_names(AGE_EDGES),
+                    "year": ["unknown"] + bucket_names(YEAR_EDGES),
+                    "gap": bucket_names(GAP_EDGES), "gender": ["M", "F"],
+                    "last_rating": ["1", "2", "3", "4", "5"],
+                    "weekday": ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]}
     return FeatureArrays(
-        schema=Schema(tuple(fb.fields), fb.next_offset),
+        schema=Schema(tuple(fb.fields), fb.next_offset), vocabularies=vocabularies,
         ctx_idx=np.concatenate(ctx_idx, axis=1).astype(np.int64),
         ctx_val=np.concatenate(ctx_val, axis=1).astype(np.float32),
         ctx_field=np.concatenate(ctx_field).astype(np.int64),

@@ -8,6 +8,8 @@ index 0 and value 0, so every sum over slots ignores them without a mask.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 import torch
 from torch import nn
@@ -75,6 +77,57 @@ class FeaturesLinear(nn.Module):
 
     def forward(self, f: Features) -> torch.Tensor:
         return field_sums(self.weight.weight, f).sum((-2, -1))
+
+
+@dataclass
+class Terms:
+    """A model's score split the way its equation writes it, for samples of shape ``batch``
+    (e.g. ``(batch, candidates)``), over the ``m`` fields of a (context, movie) sample,
+    context fields first:
+
+    - ``bias``: ``(*batch,)``, what no field contributes (``w_0``; 0 for a model without);
+    - ``first``: ``(*batch, m)``, the first-order term of each field, ``sum_{i in f} w_i x_i``;
+    - ``pairs``: ``(*batch, m, m)``, the term of each field pair ``f < g`` above the diagonal,
+      the pairs of features inside field ``f`` on the diagonal, zeros below;
+    - ``deep``: ``(*batch,)`` or None, a network's output, not split by the equation
+      (:mod:`featint.explain` attributes it to fields and field pairs);
+    - ``extra``: what else the equation computes per pair, e.g. AFM's attention weights.
+
+    The score is their sum, :meth:`total`.
+    """
+
+    bias: torch.Tensor
+    first: torch.Tensor
+    pairs: torch.Tensor
+    deep: torch.Tensor | None = None
+    extra: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def total(self) -> torch.Tensor:
+        """The score: ``bias + sum first + sum pairs (+ deep)``, ``(*batch,)``."""
+        y = self.bias + self.first.sum(-1) + self.pairs.sum((-2, -1))
+        return y if self.deep is None else y + self.deep
+
+
+def pair_matrix(values: torch.Tensor, f: torch.Tensor, g: torch.Tensor,
+                num_fields: int) -> torch.Tensor:
+    """Values of field pairs ``(f[p], g[p])`` placed in an ``m x m`` matrix (zeros elsewhere):
+    ``(*batch, pairs)`` -> ``(*batch, m, m)``."""
+    out = values.new_zeros(*values.shape[:-1], num_fields * num_fields)
+    return out.index_add(-1, f * num_fields + g, values).unflatten(-1, (num_fields, num_fields))
+
+
+def join(context: Features, movie: Features, num_ctx_fields: int) -> Features:
+    """A (context, movie) sample as one set of slots with the fields numbered globally (the
+    movie's fields after the ``num_ctx_fields`` context fields), as the equations read it:
+    context ``(batch, ctx_slots)`` and movies ``(batch, candidates, item_slots)`` ->
+    ``(batch, candidates, ctx_slots + item_slots)``."""
+    shape = movie.idx.shape[:-1]
+    expand = (*shape, context.idx.shape[-1])
+    return Features(
+        torch.cat([context.idx.unsqueeze(-2).expand(expand), movie.idx], -1),
+        torch.cat([context.val.unsqueeze(-2).expand(expand), movie.val.to(context.val.dtype)],
+                  -1),
+        torch.cat([context.field, movie.field + num_ctx_fields]))
 
 
 def lookup(table: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -369,6 +422,11 @@ class ContextItemMLP(nn.Module):
     def output(self) -> nn.Linear:
         """The output layer (``out_dim`` set): the last ``nn.Linear`` of ``head``."""
         return self.head[-1][-1]
+
+    def joint(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """The MLP on ``[a; b]`` as written, one context per item: ``a`` ``(*batch,
+        ctx_dim)``, ``b`` ``(*batch, item_dim)`` -> ``(*batch, out_dim)``."""
+        return self.head(self.context(a) + self.item(b))
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         h_a = self.context(a).unsqueeze(-2)  # (batch, 1, hidden[0])

@@ -5,6 +5,11 @@ next movie among Action films ``exp(strength)`` times more often than among Roma
 women the other way round. The signal lives only in the pair (gender, genre): a linear model
 sees two equally popular genres and cannot use it, a model of pairwise interactions can.
 Used by the unit tests (seconds, no download) and by the FM notebook's first experiment.
+
+``plant="hour"`` plants another pair instead, (hour, genre): Action films in the afternoon and
+evening (from 12:00), Romance films in the night and morning, for everyone, with ratings a day
+apart at random times, so that no other field (the user, their history, the last movie) carries
+the signal: the explainer's tests look for that pair and no proxy of it.
 """
 
 from __future__ import annotations
@@ -26,15 +31,18 @@ OCCUPATIONS = ("engineer", "student", "writer", "educator", "other")
 
 def synthetic_movielens(
     num_users: int = 120, num_items: int = 150, min_ratings: int = 20, max_ratings: int = 50,
-    strength: float = 2.0, seed: int = 0,
+    strength: float = 2.0, seed: int = 0, plant: str = "gender",
 ) -> MovieLens:
     """Generate MovieLens-shaped tables (1-based ids, same columns as :func:`load_movielens`).
 
     Each user rates between ``min_ratings`` and ``max_ratings`` distinct movies, one after the
-    other; the movie of the planted genre of their gender is ``exp(strength)`` times likelier.
+    other; the movie of the planted genre of their gender (``plant="hour"``: of the hour of the
+    rating) is ``exp(strength)`` times likelier.
     """
     if not 0 < min_ratings <= max_ratings < num_items:
         raise ValueError("need 0 < min_ratings <= max_ratings < num_items")
+    if plant not in ("gender", "hour"):
+        raise ValueError(f"plant must be 'gender' or 'hour', got {plant!r}")
     rng = np.random.default_rng(seed)
     female = rng.random(num_users) < 0.5
     users = pd.DataFrame({
@@ -64,14 +72,23 @@ def synthetic_movielens(
         likes = romance == female[u]
         weight = np.where(likes, np.exp(strength), 1.0)
         n = int(rng.integers(min_ratings, max_ratings + 1))
+        if plant == "hour":  # a day apart at a random time: the hour is new at every rating
+            stamps = clock + 86_400 * np.arange(1, n + 1) + rng.integers(0, 86_400, n)
+            afternoon = (stamps // 3600) % 24 >= 12
         order = []
-        for _ in range(n):  # sequential draws without replacement
+        for step in range(n):  # sequential draws without replacement
+            if plant == "hour":
+                chosen = weight > 0
+                weight = np.where(romance != afternoon[step], np.exp(strength), 1.0) * chosen
             p = weight / weight.sum()
             i = int(rng.choice(num_items, p=p))
             order.append(i)
             weight[i] = 0.0
-        stamps = clock + np.cumsum(rng.integers(1, 5_000, n))
+        if plant == "gender":
+            stamps = clock + np.cumsum(rng.integers(1, 5_000, n))
         for i, ts in zip(order, stamps, strict=True):
+            if plant == "hour":
+                likes = romance == ((ts // 3600) % 24 < 12)
             rating = int(np.clip(round(rng.normal(4.0 if likes[i] else 2.5, 1.0)), 1, 5))
             rows.append((u + 1, i + 1, rating, int(ts)))
     ratings = pd.DataFrame(rows, columns=["user", "item", "rating", "timestamp"])

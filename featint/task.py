@@ -287,6 +287,7 @@ def build_task(ml: MovieLens, protocol: int = PROTOCOL, window: int | None | str
         item_idx=features.item_idx, item_val=features.item_val, item_field=features.item_field,
         seq_items=i, seq_start=seq_start, seq_len=seq_len, pos_of=pos_of,
         user_ids=user_ids, item_ids=item_ids, titles=ml.items.loc[item_ids, "title"].to_numpy(),
+        vocabularies=features.vocabularies,
     )
 
 

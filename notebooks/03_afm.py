@@ -256,15 +256,17 @@ source(AFM.forward, AFM.score, AFM.attend)
 #   context × movie group is per (context, movie).
 # - **Context × movie logits as matrix products.** $\mathbf W (\mathbf e_f \odot \mathbf e_g) +
 #   \mathbf b = [\mathbf W \operatorname{diag}(\mathbf e_g),\ \mathbf b]\,[\mathbf e_f; 1]$:
-#   the left factor is built once for every movie field $g$ of every movie (`cols`, $d_a$ rows
-#   per movie field), the right one once for every context field of the batch (`rows`). Their
-#   product is the hidden layer of all context × movie pairs. It is computed for a **chunk of
-#   movies** at a time, as many as keep one chunk's hidden layer within `chunk_elements`
-#   values, followed in place by the ReLU and the product with $\mathbf h$ (`bmm`). The
-#   logits are stored as `(movies, m_M, batch, m_C)`, so each chunk writes one contiguous
-#   block and the softmax summary reduces the $m_M$ and $m_C$ axes without transposing copies.
-#   The values $y_{fg} = (\mathbf p \odot \mathbf e_f)^\top \mathbf e_g$ are one matrix
-#   product for all movies at once.
+#   the left factor is built for movie-field vectors $\mathbf e_g$ (`cols`, $d_a$ rows each),
+#   the right one for context-field vectors $\mathbf e_f$ (`rows`), and their product is the
+#   hidden layer of context × movie pairs. A logit depends on the two vectors alone, and
+#   most fields take few distinct vectors (2 genders, 24 hours, a few hundred sets of
+#   genres), so both factors are built for the **distinct** vectors only (`_distinct`), the
+#   product is computed a chunk of movie vectors at a time (as many as keep one chunk's
+#   hidden layer within `chunk_elements` values), followed in place by the ReLU and the
+#   product with $\mathbf h$ (`bmm`), and every (context, movie) pair's logits are then
+#   looked up. They are stored as `(movies, m_M, batch, m_C)`, so the softmax summary reduces
+#   the $m_M$ and $m_C$ axes without transposing copies. The values $y_{fg} = (\mathbf p
+#   \odot \mathbf e_f)^\top \mathbf e_g$ are one matrix product for all movies at once.
 # - **Masks.** Pairs with an absent context or movie field get the lowest float as logit
 #   before the summaries, so they weigh exactly 0, as in `attend`.
 
@@ -273,18 +275,21 @@ source(AFM.rank_all)
 
 # %% tags=["remove-input"]
 rank_batch = inspect.signature(evaluate).parameters["batch_size"].default
-probe = build_model("afm", task, seed=0)
-d_a, chunk_elements = probe.attention.out_features, probe.chunk_elements
-movies_per_chunk = max(1, chunk_elements // (rank_batch * m_C * m_M * d_a))
-num_chunks = -(-task.num_items // movies_per_chunk)
+probe = build_model("afm", task, seed=0).eval()
+d_a = probe.attention.out_features
+batch = task.examples("test")[:rank_batch]
+with torch.no_grad():
+    e_c = probe.field_vectors(task.context(batch), m_C)[0].flatten(0, 1)
+    e_m = probe.field_vectors(probe.items.all(), m_M)[0].flatten(0, 1)
+distinct_c, distinct_m = len(torch.unique(e_c, dim=0)), len(torch.unique(e_m, dim=0))
+saved = 1 - distinct_c * distinct_m / (len(e_c) * len(e_m))
 display(Markdown(
-    f"With the default `chunk_elements` $= 2^{{{int(np.log2(chunk_elements))}}}$, "
-    f"$d_a = {d_a}$ and the batches of {rank_batch} contexts that evaluation ranks at "
-    f"a time, a chunk holds {movies_per_chunk} movies, so all {task.num_items:,} "
-    f"movies take {num_chunks} chunks per batch. The attention network still runs on "
-    f"every context × movie pair of every (context, movie) sample, {n_cx} pairs times "
-    f"$d_a = {d_a}$ hidden units each: AFM ranks far slower than FM and FFM (timed "
-    "below)."))
+    f"In a batch of {rank_batch} test contexts, the {len(e_c):,} context-field vectors "
+    f"hold {distinct_c:,} distinct ones, and the {len(e_m):,} movie-field vectors of "
+    f"all {task.num_items:,} movies {distinct_m:,}: the hidden layer is computed for "
+    f"{1 - saved:.0%} of the (context field, movie field) vector pairs. The attention "
+    f"network still runs on {n_cx} pairs times $d_a = {d_a}$ hidden units for every "
+    "distinct pair of vectors: AFM ranks far slower than FM and FFM (timed below)."))
 
 # %% [markdown]
 # ### Merging softmax groups, checked

@@ -245,3 +245,53 @@ def test_chapter_reads_well_in_a_browser(doc, browser, site):
     assert any(u.startswith(url) for u in requested), f"{doc}: the page was not requested"
     remote = [u for u in requested if not u.startswith((site, "data:", "blob:"))]
     assert not remote, f"{doc}: requests that leave this machine: {remote}"
+
+
+# Runs in chapter 09's page: reads the explorer's table and chart, chooses another user (and
+# then another model) the way a reader does, and reads them again.
+EXPLORE = """
+(async () => {
+  if (document.readyState !== "complete")
+    await new Promise(resolve => window.addEventListener("load", resolve, {once: true}));
+  const root = document.querySelector(".featint-explorer");
+  if (!root) return {found: false};
+  const read = () => ({table: root.querySelector("tbody").textContent,
+                       rows: root.querySelectorAll("tbody tr").length,
+                       bars: root.querySelectorAll("svg rect").length,
+                       chart: root.querySelector("svg").innerHTML,
+                       note: root.querySelector(".note").textContent});
+  const user = root.querySelector("select.user"), model = root.querySelector("select.model");
+  const before = read();
+  user.selectedIndex = 1;
+  user.dispatchEvent(new Event("change"));
+  const otherUser = read();
+  model.selectedIndex = (model.selectedIndex + 1) % model.options.length;
+  model.dispatchEvent(new Event("change"));
+  const otherModel = read();
+  return {found: true, users: user.options.length, models: model.options.length,
+          before: before, otherUser: otherUser, otherModel: otherModel};
+})()
+"""
+
+
+def test_the_explorer_needs_no_kernel(browser, site, built_book):
+    """Chapter 09's explorer works in the static book: choosing another user (or model)
+    redraws the table of top movies and the chart of the first one's parts."""
+    doc = "notebooks/09_explain"
+    page = built_book / f"{doc}.html"
+    assert page.stat().st_size < 2 * 2**20, f"{doc}.html is {page.stat().st_size} bytes"
+    browser.events.clear()
+    browser.call("Page.navigate", url=urljoin(site, f"{doc}.html"))
+    browser.wait_for("Page.loadEventFired")
+    result = browser.call("Runtime.evaluate", expression=EXPLORE, awaitPromise=True,
+                          returnByValue=True, timeout=PAGE_TIMEOUT_S * 1000)
+    assert "exceptionDetails" not in result, result["exceptionDetails"]
+    seen = result["result"]["value"]
+    assert seen["found"], "no explorer on the page"
+    assert seen["users"] >= 2 and seen["models"] >= 2
+    before, other_user, other_model = seen["before"], seen["otherUser"], seen["otherModel"]
+    assert before["rows"] == 10 and before["bars"] > 0, before
+    assert other_user["table"] != before["table"], "the table did not change with the user"
+    assert other_user["chart"] != before["chart"], "the chart did not change with the user"
+    assert other_user["note"] != before["note"]
+    assert other_model["chart"] != other_user["chart"], "the chart ignores the model"

@@ -449,3 +449,61 @@ def test_valid_limit_reaches_the_budget(tmp_path, synthetic_task):
                    valid_limit=None)
     assert done.results["settings"]["budget"]["valid_limit"] is None
     assert "all validation examples" in done.results["settings"]["budget_text"]
+
+
+# -- featint explain -------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--user", "0"], ["--user 0", "no such user", "users are 1..120"]),
+        (["--user", "42", "--position", "999"], ["--position 999", "user 42 has positions 1..",
+                                                  "--last"]),
+        (["--user", "42", "--position", "0"], ["--position", "at least 1"]),
+        (["--user", "42", "--position", "3", "--last"], ["not allowed with"]),
+    ],
+)
+def test_explain_argument_errors(capsys, argv, expected):
+    status, out, err = run_cli(capsys, "explain", "--model", "fm", "--synthetic", *argv)
+    assert status == 2 and out == ""
+    message = err.strip().splitlines()[-1]
+    assert message.startswith("featint explain: error:")
+    for text in expected:
+        assert text in message, message
+    assert "Traceback" not in err
+
+
+def test_explain_unknown_model(capsys):
+    status, _, err = run_cli(capsys, "explain", "--model", "nope", "--user", "1", "--synthetic")
+    assert status == 2 and "invalid choice" in err and "deepfm" in err
+
+
+@pytest.mark.parametrize("name", ["deepfm", "afm"])
+def test_explain_prints_the_top_and_the_parts_of_the_first(capsys, name):
+    from featint.explain import example_of
+    from featint.synthetic import synthetic_movielens
+    from featint.task import build_task
+
+    status, out, err = run_cli(capsys, "explain", "--model", name, "--user", "42",
+                               "--synthetic", "--quick", "--top", "5", "--json")
+    assert status == 0, err
+    report = json.loads(out)
+    assert [r["rank"] for r in report["top"]] == [1, 2, 3, 4, 5]
+    first = report["first"]
+    assert first["movie"] == report["top"][0]["movie"]
+    assert abs(first["sum_of_parts"] - first["score"]) < 1e-3
+    assert abs(sum(first["groups"].values()) - first["sum_of_parts"]) < 1e-9
+    assert abs(sum(p["value"] for p in first["parts"]) - first["sum_of_parts"]) < 1e-9
+    assert abs(first["score"] - report["top"][0]["score"]) < 1e-4  # float32 vs float64
+    # the text form: the same top, the true next movie marked if it is there
+    status, text, _ = run_cli(capsys, "explain", "--model", name, "--user", "42",
+                              "--synthetic", "--quick", "--top", "5", "--last")
+    assert status == 0
+    for row in report["top"]:
+        assert row["movie"] in text
+    assert ("<- the true next movie" in text) == any(r["true_next"] for r in report["top"])
+    assert f"Why {first['movie']}" in text
+    # the same example and movie through the package
+    task = build_task(synthetic_movielens())
+    example = example_of(task, 42)
+    assert report["position"] == task.t[example]
+    assert report["true_next"]["movie"] == task.titles[task.target[example]]

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import context64, perturbed
 from torch import nn
 
 from featint.evaluate import evaluate
@@ -118,6 +119,28 @@ def test_shapes_and_both_item_paths_agree(name, synthetic_task, batch):
     assert torch.isfinite(every).all()
     assert every.std() > 1e-3  # randomised weights give scores that differ
     close(every.gather(1, items), some, 1e-5)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_textbook_path_gives_the_fast_paths_scores(name, synthetic_task, batch):
+    """The equation as written (``terms``, what the explainer reads) and the fast paths
+    (``forward`` on candidates, ``forward`` on every movie) agree in float64, in eval mode,
+    with every parameter and BatchNorm statistic random."""
+    ex, _, items = batch
+    model = perturbed(synthetic_task, name)
+    context = context64(synthetic_task, ex)
+    with torch.no_grad():
+        textbook = model.textbook(context, items)
+        terms = model.terms(model.sample(context, items))
+        some = model(context, items)
+        every = model(context, torch.arange(synthetic_task.num_items)).gather(1, items)
+    assert textbook.dtype == torch.float64 and textbook.shape == items.shape
+    m = len(synthetic_task.schema.fields)
+    assert terms.first.shape == (*items.shape, m) and terms.pairs.shape == (*items.shape, m, m)
+    assert torch.all(terms.pairs.tril(-1) == 0)  # each pair once, f <= g
+    assert textbook.std() > 1e-3
+    close(textbook, some, 1e-10)
+    close(textbook, every, 1e-10)
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -14,10 +14,35 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from featint.layers import init_embeddings
-from featint.task import NextMovieTask
+from featint.layers import Terms, init_embeddings, join
+from featint.task import Features, NextMovieTask
 
 MODELS: dict[str, type[nn.Module]] = {}
+
+
+class Model(nn.Module):
+    """What the models share: their equation as written (:meth:`terms`, the textbook path,
+    which :mod:`featint.explain` takes apart) beside their fast ``forward`` (training on a few
+    candidates, ranking every movie). A model sets ``num_context_fields`` and ``num_fields``
+    (context fields first) and ``items``, an :class:`featint.layers.ItemTable`."""
+
+    num_context_fields: int
+    num_fields: int
+
+    def terms(self, x: Features) -> Terms:
+        """The model's equation for samples ``x``, context and movie joined
+        (:func:`featint.layers.join`), ``(*batch, slots)``: its :class:`Terms`."""
+        raise NotImplementedError(f"{type(self).__name__} does not write out its terms")
+
+    def sample(self, context: Features, items: torch.Tensor) -> Features:
+        """Context ``(batch, ctx_slots)`` joined to each of its candidates ``items``
+        ``(batch, candidates)``: ``(batch, candidates, slots)``."""
+        return join(context, self.items(items), self.num_context_fields)
+
+    def textbook(self, context: Features, items: torch.Tensor) -> torch.Tensor:
+        """Scores of candidates ``items`` ``(batch, candidates)`` by the equation as written
+        (:meth:`terms`): ``(batch, candidates)``, the numbers of ``forward``, slower."""
+        return self.terms(self.sample(context, items)).total()
 
 
 def register(name: str):

@@ -34,17 +34,20 @@ from featint.layers import (
     FeaturesEmbedding,
     FeaturesLinear,
     ItemTable,
+    Terms,
+    field_sums,
     load_fm_weights,
     lookup,
+    pair_matrix,
     pairs,
     pool_fields,
 )
-from featint.models import register
+from featint.models import Model, register
 from featint.task import Features, Schema
 
 
 @register("afm")
-class AFM(nn.Module):
+class AFM(Model):
     def __init__(
         self, schema: Schema, items: Features, embed_dim: int = 16, attention_dim: int = 16,
         dropout: float = 0.5, chunk_elements: int = 2**22, attend: str = "all",
@@ -60,7 +63,7 @@ class AFM(nn.Module):
         super().__init__()
         if attend not in ("all", "ranking"):
             raise ValueError(f"attend must be 'all' or 'ranking', got {attend!r}")
-        m = len(schema.fields)
+        self.num_fields = m = len(schema.fields)
         self.num_context_fields = c = len(schema.context_fields)
         self.num_item_fields = m - c
         self.chunk_elements = chunk_elements  # ranking: hidden-layer values per chunk of movies
@@ -91,6 +94,28 @@ class AFM(nn.Module):
         self.register_buffer("pair_fields", torch.stack([
             torch.cat([cc[0], ii[0] + c, cx[0]]), torch.cat([cc[1], ii[1] + c, cx[1]])], 1),
             persistent=False)
+        # the pairs the softmax runs over: all, or (attend="ranking") all but context x context
+        attended = torch.ones(len(self.pair_fields), dtype=torch.bool)
+        attended[:len(cc[0])] = self.attend_cc
+        self.register_buffer("attended", attended, persistent=False)
+
+    def terms(self, x: Features) -> Terms:
+        """AFM's equation by fields, for samples ``x`` (context and movie, ``(*batch,
+        slots)``): ``w_0``; ``sum_{i in f} w_i x_i`` per field; per field pair ``f < g``
+        ``a_fg p^T (e_f * e_g)``, ``a`` the softmax of ``h^T ReLU(W (e_f * e_g) + b)`` over
+        the valid attended pairs. ``extra``: ``attention`` ``a_fg`` and ``term``
+        ``p^T (e_f * e_g)``, ``(*batch, m, m)`` each."""
+        m, (f, g) = self.num_fields, self.pair_fields.unbind(-1)
+        e, present = self.field_vectors(x, m)                   # e_f: (*batch, m, k)
+        pv = e[..., f, :] * e[..., g, :]                        # e_f * e_g: (*batch, P, k)
+        valid = present[..., f] & present[..., g] & self.attended
+        logits = self.score(pv).masked_fill(~valid, torch.finfo(pv.dtype).min)
+        a = torch.softmax(logits, -1) * valid                   # 0 for an invalid pair
+        y = pv @ self.p                                         # p^T (e_f * e_g): (*batch, P)
+        first = field_sums(self.linear.weight.weight, x, m).squeeze(-1)
+        return Terms(self.w0.expand(first.shape[:-1]), first, pair_matrix(a * y, f, g, m),
+                     extra={"attention": pair_matrix(a, f, g, m),
+                            "term": pair_matrix(y, f, g, m)})
 
     def penalty(self) -> torch.Tensor | float:
         """``lambda ||W||^2``, added to the training loss (0 unless ``attention_l2``)."""
@@ -112,6 +137,8 @@ class AFM(nn.Module):
     def score(self, pv: torch.Tensor) -> torch.Tensor:
         """Attention logits ``a' = h^T ReLU(W pv + b)``: ``(..., pairs, k)`` -> ``(..., pairs)``."""
         return torch.relu(self.attention(pv)) @ self.h
+
+    # -- fast: context side once, movie side once, only context x movie pairs per sample ----
 
     def attend(
         self, e_c: torch.Tensor, ok_c: torch.Tensor, cc: tuple[torch.Tensor, ...],
@@ -147,12 +174,14 @@ class AFM(nn.Module):
         return pooled, a
 
     def context_side(self, context: Features):
-        """Context field vectors and the context-context pairs (once per context)."""
+        """Context field vectors and the context-context pairs (once per context): their
+        vectors ``(batch, P_cc, k)``, logits and validity ``(batch, P_cc)``; with
+        ``attend="ranking"`` none (``P_cc = 0``): they would only be masked."""
         e_c, ok_c = self.field_vectors(context, self.num_context_fields)
+        if not self.attend_cc:
+            return e_c, ok_c, (e_c[..., :0, :], e_c[..., :0, 0], ok_c[..., :0])
         pv_cc = e_c.index_select(-2, self.cc_f) * e_c.index_select(-2, self.cc_g)  # (b, P_cc, k)
         ok_cc = ok_c[..., self.cc_f] & ok_c[..., self.cc_g]
-        if not self.attend_cc:  # attention over the ranking pairs only: these get weight 0
-            ok_cc = torch.zeros_like(ok_cc)
         return e_c, ok_c, (pv_cc, self.score(pv_cc), ok_cc)
 
     def forward(self, context: Features, items: torch.Tensor) -> torch.Tensor:
@@ -181,35 +210,43 @@ class AFM(nn.Module):
         ``n = sum exp(a' - top) s`` (log-sum-exp merging): context-context once per context,
         movie-movie once per movie, context-movie per (context, movie) by matrix products:
         ``W (e_f * e_g) + b = [W * e_g, b] [e_f, 1]`` is one product per chunk of movies, and
-        ``s_fg = (p * e_f)^T e_g`` another.
+        ``s_fg = (p * e_f)^T e_g`` another. A logit depends on the two field vectors alone, and
+        most fields take few distinct vectors (2 genders, 24 hours, 14 release-year buckets, a
+        few hundred sets of genres), so the hidden layer is computed for the distinct vectors
+        of each side only (when no gradient is needed) and the logits are looked up from them.
         """
         pv_cc, s_cc, ok_cc = cc
         pv_ii = e_m.index_select(-2, self.ii_f) * e_m.index_select(-2, self.ii_g)  # (N, P_ii, k)
         ok_ii = ok_m[..., self.ii_f] & ok_m[..., self.ii_g]
         low = torch.finfo(e_c.dtype).min          # the logit of an invalid pair: weight 0
-        top_c, z_c, n_c = _softmax_parts(
-            s_cc.masked_fill(~ok_cc, low), pv_cc @ self.p, ok_cc.any(-1))        # (batch,)
+        if pv_cc.shape[-2]:
+            top_c, z_c, n_c = _softmax_parts(
+                s_cc.masked_fill(~ok_cc, low), pv_cc @ self.p, ok_cc.any(-1))    # (batch,)
+        else:                                     # attend="ranking": no context-context pair
+            top_c = e_c.new_full(e_c.shape[:1], low)
+            z_c = n_c = e_c.new_zeros(e_c.shape[:1])
         top_m, z_m, n_m = _softmax_parts(
             self.score(pv_ii).masked_fill(~ok_ii, low), pv_ii @ self.p, ok_ii.any(-1))  # (N,)
         # context-movie pairs, held as (N, F_i, batch, F_c): W (e_f * e_g) + b = [W * e_g, b]
-        # [e_f, 1] is one matrix product per chunk of movies (all the batch's context fields
-        # at once), and the values s_fg = (p * e_f)^T e_g one product for all movies. In this
-        # layout a chunk's results are one contiguous block and the softmax below reduces the
-        # short F_i axis and the contiguous F_c axis: no transposing copies.
+        # [e_f, 1] is one matrix product per chunk of distinct movie-field vectors (all the
+        # batch's distinct context-field vectors at once), and the values s_fg = (p * e_f)^T
+        # e_g one product for all movies. In this layout the softmax below reduces the short
+        # F_i axis and the contiguous F_c axis: no transposing copies.
         weight, bias = self.attention.weight, self.attention.bias              # (t, k), (t,)
         batch, num_c, t = e_c.shape[0], e_c.shape[1], weight.shape[0]
         num_m, num_i = e_m.shape[:2]
-        rows = torch.cat([e_c, torch.ones_like(e_c[..., :1])], -1).flatten(0, 1).T  # (k+1, bF_c)
-        cols = torch.cat([weight * e_m.unsqueeze(-2), bias[:, None].expand(num_m, num_i, t, 1)],
-                         -1).flatten(0, 2)                                # (N F_i t, k+1)
-        rows = rows.contiguous()
-        chunk = max(1, self.chunk_elements // (rows.shape[1] * num_i * t))   # movies per chunk
-        h = self.h.expand(chunk * num_i, 1, t)
-        logits = e_c.new_empty(num_m * num_i, batch * num_c)
-        for lo in range(0, num_m * num_i, chunk * num_i):
-            hidden = torch.relu_(cols[lo * t:(lo + chunk * num_i) * t] @ rows)  # (n F_i t, bF_c)
+        (u_c, at_c), (u_m, at_m) = (_distinct(e.flatten(0, 1)) for e in (e_c, e_m))
+        rows = torch.cat([u_c, torch.ones_like(u_c[:, :1])], -1).T.contiguous()  # (k+1, U_c)
+        cols = torch.cat([weight * u_m.unsqueeze(-2), bias[:, None].expand(len(u_m), t, 1)],
+                         -1).flatten(0, 1)                                # (U_m t, k+1)
+        chunk = max(1, self.chunk_elements // (rows.shape[1] * t))   # movie vectors per chunk
+        h = self.h.expand(chunk, 1, t)
+        distinct = e_c.new_empty(len(u_m), rows.shape[1])                # (U_m, U_c)
+        for lo in range(0, len(u_m), chunk):
+            hidden = torch.relu_(cols[lo * t:(lo + chunk) * t] @ rows)   # (n t, U_c)
             n = hidden.shape[0] // t
-            logits[lo:lo + n] = torch.bmm(h[:n], hidden.view(n, t, -1)).squeeze(1)
+            distinct[lo:lo + n] = torch.bmm(h[:n], hidden.view(n, t, -1)).squeeze(1)
+        logits = distinct.index_select(1, at_c).index_select(0, at_m)    # (N F_i, b F_c)
         logits = logits.view(num_m, num_i, batch, num_c)
         values = (e_m.flatten(0, 1) @ (e_c * self.p).flatten(0, 1).T).view_as(logits)
         if not ok_c.all():                          # pairs with an absent field: weight 0
@@ -228,10 +265,23 @@ class AFM(nn.Module):
     @torch.no_grad()
     def attention_weights(self, context: Features, items: torch.Tensor) -> torch.Tensor:
         """Attention weights ``(batch, candidates, pairs)`` for candidates ``items`` of shape
-        ``(batch, candidates)``; pair ``p`` is the field pair ``pair_fields[p]``."""
+        ``(batch, candidates)``; pair ``p`` is the field pair ``pair_fields[p]`` (with
+        ``attend="ranking"`` the context-context pairs' weights are 0)."""
         e_c, ok_c, cc = self.context_side(context)
         e_m, ok_m = self.field_vectors(self.items(items), self.num_item_fields)
-        return self.attend(e_c, ok_c, cc, e_m, ok_m)[1]
+        a = self.attend(e_c, ok_c, cc, e_m, ok_m)[1]
+        missing = len(self.pair_fields) - a.shape[-1]         # the unattended context pairs
+        return torch.cat([a.new_zeros(*a.shape[:-1], missing), a], -1)
+
+
+def _distinct(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The distinct rows of ``rows`` ``(n, k)`` and where each row is among them: ``(U, k)``
+    and ``(n,)``. When a gradient is needed, every row is kept (``U = n``): autograd must
+    reach each row's own parameters."""
+    if rows.requires_grad:
+        return rows, torch.arange(len(rows), device=rows.device)
+    distinct, at = torch.unique(rows, dim=0, return_inverse=True)
+    return distinct, at
 
 
 def _softmax_parts(

@@ -26,16 +26,18 @@ from featint.layers import (
     FeaturesEmbedding,
     FeaturesLinear,
     ItemTable,
+    Terms,
     bi_from_sums,
     cross_dot,
     lookup,
 )
-from featint.models import register
+from featint.models import Model, register
+from featint.models.fm import FM
 from featint.task import Features, Schema
 
 
 @register("deepfm")
-class DeepFM(nn.Module):
+class DeepFM(Model):
     def __init__(
         self, schema: Schema, items: Features, embed_dim: int = 16,
         hidden: tuple[int, ...] = (64, 64, 64), dropout: float = 0.5,
@@ -47,8 +49,22 @@ class DeepFM(nn.Module):
         self.embedding = FeaturesEmbedding(schema.num_features, embed_dim)  # V_i, shared
         self.num_ctx_fields = len(schema.context_fields)
         self.num_item_fields = len(schema.item_fields)
+        self.num_context_fields, self.num_fields = self.num_ctx_fields, len(schema.fields)
         self.dnn = ContextItemMLP(self.num_ctx_fields * embed_dim,
                                   self.num_item_fields * embed_dim, hidden, 1, dropout)
+
+    def terms(self, x: Features) -> Terms:
+        """DeepFM's equation by fields, for samples ``x`` (context and movie, ``(*batch,
+        slots)``): the FM component's terms (:meth:`featint.models.fm.FM.terms`, the same
+        parameters) and, as ``deep``, the DNN on ``[e_1, ..., e_m]``."""
+        fm = FM.terms(self, x)
+        e = self.embedding.fields(x, self.num_fields)                # (*batch, m, k)
+        c = self.num_context_fields
+        fm.deep = self.dnn.joint(e[..., :c, :].flatten(-2), e[..., c:, :].flatten(-2))
+        fm.deep = fm.deep.squeeze(-1)
+        return fm
+
+    # -- fast: each side once, the DNN's first layer split -----------------------------------
 
     def forward(self, context: Features, items: torch.Tensor) -> torch.Tensor:
         movies = self.items.all()

@@ -30,13 +30,13 @@ import math
 import torch
 from torch import nn
 
-from featint.layers import MLP, FeaturesEmbedding, ItemTable, lookup, pairs
-from featint.models import register
+from featint.layers import MLP, FeaturesEmbedding, ItemTable, Terms, lookup, pairs
+from featint.models import Model, register
 from featint.task import Features, Schema
 
 
 @register("dlrm")
-class DLRM(nn.Module):
+class DLRM(Model):
     """``bottom``: hidden sizes of the bottom MLP (its output has ``embed_dim`` units; ReLU
     after every layer, as in the official code). ``top``: hidden sizes of the top MLP, then one
     logit. ``interaction``: ``"dot"`` or ``"cat"``. ``dropout``: after each hidden layer of the
@@ -57,6 +57,7 @@ class DLRM(nn.Module):
         sparse = [n for n, f in enumerate(ctx) if f.kind != "numeric"]
         self.interaction, self.chunk = interaction, chunk
         self.num_ctx_fields, self.num_item_fields = len(ctx), len(schema.item_fields)
+        self.num_context_fields, self.num_fields = len(ctx), len(schema.fields)
         self.num_dense = sum(f.size for f in numeric)
         # each numeric feature's global index -> its column of the dense vector (0: not dense)
         column, start = torch.zeros(schema.num_features, dtype=torch.long), 1
@@ -85,6 +86,40 @@ class DLRM(nn.Module):
         self.bottom = MLP(self.num_dense, (*bottom, embed_dim), None)       # z = bottom(dense)
         self.top = MLP(sum(self.parts), top, 1, dropout)                    # logit = top(R)
         self._init_as_official(schema)
+        # the paper's order of R, [z, <T_i, T_j> for i < j] over T = [z, context, movie]
+        # vectors, as positions of the top MLP's inputs (which keep each side's apart)
+        n = f_c + f_m
+        position = torch.full((n, n), -1, dtype=torch.long)
+        ci, cj = pairs(f_c)
+        position[ci, cj] = embed_dim + torch.arange(len(ci))
+        mi, mj = pairs(f_m)
+        position[f_c + mi, f_c + mj] = sum(self.parts[:1]) + torch.arange(len(mi))
+        g, f = torch.meshgrid(torch.arange(f_m), torch.arange(f_c), indexing="ij")
+        position[f.flatten(), f_c + g.flatten()] = sum(self.parts[:2]) + torch.arange(f_m * f_c)
+        i, j = pairs(n)
+        self.register_buffer("paper_order", torch.cat([torch.arange(embed_dim), position[i, j]]),
+                             persistent=False)
+        self.register_buffer("sparse", torch.cat([self.ctx_sparse, torch.arange(
+            len(ctx), len(ctx) + f_m)]), persistent=False)
+
+    def terms(self, x: Features) -> Terms:
+        """DLRM's equation, for samples ``x`` (context and movie, ``(*batch, slots)``): ``z =
+        bottom(x_dense)``, ``T = [z, e_f for every sparse field]``, ``R = [z, <T_i, T_j>_{i<j}]``
+        (``"dot"``) or ``[vec T]`` (``"cat"``), the logit ``top(R)``: all of it ``deep``."""
+        z = self.bottom(self.dense(x))                                     # (*batch, k)
+        e = self.embedding.fields(x, self.num_fields)[..., self.sparse, :]
+        t = torch.cat([z.unsqueeze(-2), e], -2)                           # T: (*batch, n, k)
+        if self.interaction == "dot":
+            i, j = pairs(t.shape[-2], device=t.device)
+            r = torch.cat([z, (t @ t.mT)[..., i, j]], -1)                  # the paper's R
+            r = r.new_zeros(r.shape).index_copy(-1, self.paper_order, r)   # as top's inputs
+        else:
+            r = torch.cat([t[..., :len(self.ctx_sparse) + 1, :].flatten(-2),
+                           t[..., len(self.ctx_sparse) + 1:, :].flatten(-2)], -1)
+        deep = self.top(r).squeeze(-1)
+        zero = deep.new_zeros(*deep.shape, self.num_fields)
+        return Terms(torch.zeros_like(deep), zero, zero.unsqueeze(-1).expand(
+            *zero.shape, self.num_fields), deep)
 
     def _init_as_official(self, schema: Schema) -> None:
         """As the official code: embeddings uniform in +-sqrt(1/n) for a table of n rows; layer
@@ -100,10 +135,12 @@ class DLRM(nn.Module):
                 nn.init.normal_(layer.weight, std=math.sqrt(2.0 / (fan_in + fan_out)))
                 nn.init.normal_(layer.bias, std=math.sqrt(1.0 / fan_out))
 
+    # -- fast: each side once, the cross dots folded into the top MLP's first layer ---------
+
     def dense(self, context: Features) -> torch.Tensor:
-        """The numeric features' values as a dense vector: ``(batch, num_dense)``."""
-        out = context.val.new_zeros(context.val.shape[0], self.num_dense + 1)
-        return out.scatter_add(1, self.dense_column[context.idx], context.val)[:, 1:]
+        """The numeric features' values as a dense vector: ``(*batch, num_dense)``."""
+        out = context.val.new_zeros(*context.val.shape[:-1], self.num_dense + 1)
+        return out.scatter_add(-1, self.dense_column[context.idx], context.val)[..., 1:]
 
     def vectors(self, context: Features, items: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """``z`` ``(batch, k)``; context vectors ``T_c`` ``(batch, F_c, k)``, ``z`` first; item

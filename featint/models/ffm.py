@@ -29,21 +29,24 @@ from featint.layers import (
     FeaturesEmbedding,
     FeaturesLinear,
     ItemTable,
+    Terms,
     cross_dot,
+    field_sums,
     lookup,
     pairs,
 )
-from featint.models import register
+from featint.models import Model, register
 from featint.task import Features, Schema
 
 
 @register("ffm")
-class FFM(nn.Module):
+class FFM(Model):
     def __init__(self, schema: Schema, items: Features, embed_dim: int = 16) -> None:
         super().__init__()
         m = len(schema.fields)  # fields are numbered context first: 0..F_c-1, then the items
         self.num_fields, self.embed_dim = m, embed_dim
         self.num_context_fields = c = len(schema.context_fields)
+        self.num_fields = m
         self.items = ItemTable(items)
         self.w0 = nn.Parameter(torch.zeros(()))
         self.linear = FeaturesLinear(schema.num_features)                       # w_i
@@ -59,6 +62,20 @@ class FFM(nn.Module):
         for name, tensor in (("column", column), ("cc_f", cc[0]), ("cc_g", cc[1]),
                              ("ii_f", ii[0]), ("ii_g", ii[1]), ("cx_f", cx[0]), ("cx_g", cx[1])):
             self.register_buffer(name, tensor, persistent=False)
+
+    def terms(self, x: Features) -> Terms:
+        """FFM's equation by fields, for samples ``x`` (context and movie, ``(*batch,
+        slots)``): ``w_0``; ``sum_{i in f} w_i x_i`` per field; per field pair ``f < g``
+        ``<u_{f,g}, u_{g,f}>`` with ``u_{f,g} = sum_{i in f} x_i v_{i,g}``."""
+        m = self.num_fields
+        u = self.embedding.fields(x, m).unflatten(-1, (m - 1, self.embed_dim))  # (*b, m, m-1, k)
+        f = torch.arange(m, device=u.device)[:, None].expand(m, m)
+        u_fg = u[..., f, self.column.clamp(max=m - 2), :]         # u_{f,g}: (*b, m, m, k)
+        pairs = (u_fg * u_fg.transpose(-3, -2)).sum(-1).triu(1)   # <u_{f,g}, u_{g,f}>, f < g
+        first = field_sums(self.linear.weight.weight, x, m).squeeze(-1)
+        return Terms(self.w0.expand(first.shape[:-1]), first, pairs)
+
+    # -- fast: the three kinds of pairs, each where it is cheapest ---------------------------
 
     def field_vectors(self, f: Features, first_field: int = 0) -> torch.Tensor:
         """``u_{f,g} = sum_{i in f} x_i v_{i,g}`` for the fields of one side: Features

@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from featint.layers import FeaturesEmbedding, FeaturesLinear, ItemTable, cross_dot
-from featint.models import register
+from featint.layers import FeaturesEmbedding, FeaturesLinear, ItemTable, Terms, cross_dot
+from featint.models import Model, register
 from featint.task import Features, Field, Schema
 
 
@@ -27,9 +27,10 @@ def only_field(f: Features, field_number: int, field: Field) -> Features:
 
 
 @register("mf")
-class MF(nn.Module):
+class MF(Model):
     def __init__(self, schema: Schema, items: Features, embed_dim: int = 16) -> None:
         super().__init__()
+        self.num_context_fields, self.num_fields = len(schema.context_fields), len(schema.fields)
         self.items = ItemTable(items)
         self.user, self.movie = schema.field("user"), schema.field("movie")
         self.user_number = schema.context_fields.index(self.user)
@@ -39,6 +40,20 @@ class MF(nn.Module):
         self.movie_linear = FeaturesLinear(self.movie.size + 1)              # w_m
         self.user_embedding = FeaturesEmbedding(self.user.size + 1, embed_dim)    # v_u
         self.movie_embedding = FeaturesEmbedding(self.movie.size + 1, embed_dim)  # v_m
+
+    def terms(self, x: Features) -> Terms:
+        """``y = w_0 + w_u + w_m + <v_u, v_m>`` over the ``m`` fields of ``x`` (context and
+        movie, ``(*batch, slots)``): the user's and the movie's terms and their one pair."""
+        u, m = self.user_number, self.num_context_fields + self.movie_number
+        user, movie = only_field(x, u, self.user), only_field(x, m, self.movie)
+        first = x.val.new_zeros(*x.val.shape[:-1], self.num_fields)
+        first[..., u], first[..., m] = self.user_linear(user), self.movie_linear(movie)
+        pairs = first.new_zeros(*first.shape, self.num_fields)
+        pairs[..., u, m] = (self.user_embedding(user).sum(-2)
+                            * self.movie_embedding(movie).sum(-2)).sum(-1)
+        return Terms(self.w0.expand(first.shape[:-1]), first, pairs)
+
+    # -- fast: each side once ----------------------------------------------------------------
 
     def forward(self, context: Features, items: torch.Tensor) -> torch.Tensor:
         user = only_field(context, self.user_number, self.user)                # (batch, 1)

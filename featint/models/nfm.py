@@ -33,17 +33,19 @@ from featint.layers import (
     FeaturesEmbedding,
     FeaturesLinear,
     ItemTable,
+    Terms,
     _BatchNormLast,
     bi_from_sums,
+    field_sums,
     load_fm_weights,
     lookup,
 )
-from featint.models import register
+from featint.models import Model, register
 from featint.task import Features, Schema
 
 
 @register("nfm")
-class NFM(nn.Module):
+class NFM(Model):
     """``hidden``: sizes of the hidden layers; ``None`` gives the paper's choice, one layer as
     wide as the embedding. ``bi_dropout``/``dropout``: dropout on ``f_BI`` and after each hidden
     layer (official code: keep probabilities 0.5 and 0.8). ``batch_norm`` on ``f_BI`` and on
@@ -58,6 +60,7 @@ class NFM(nn.Module):
         paper; done by :func:`featint.training.trained`)."""
         super().__init__()
         self.pretrain = pretrain
+        self.num_context_fields, self.num_fields = len(schema.context_fields), len(schema.fields)
         hidden = (embed_dim,) if hidden is None else tuple(hidden)
         self.items = ItemTable(items)
         self.w0 = nn.Parameter(torch.zeros(()))
@@ -79,9 +82,23 @@ class NFM(nn.Module):
         else:
             nn.init.ones_(self.w_out.weight)
 
+    def terms(self, x: Features) -> Terms:
+        """NFM's equation by fields, for samples ``x`` (context and movie, ``(*batch,
+        slots)``): ``w_0``, ``sum_{i in f} w_i x_i`` per field, and, as ``deep``,
+        ``w_out^T MLP(f_BI(x))`` with ``f_BI(x) = sum_{i<j} x_i v_i * x_j v_j`` (BatchNorm
+        and dropout inside, as in training). The pairs meet only inside the MLP."""
+        s, q = self.embedding.sums(x)                        # sum x v, sum (x v)^2: (*b, k)
+        f_bi = bi_from_sums(s, q)                           # the Bi-Interaction pooling
+        deep = self.w_out(self.mlp(self.bi_dropout(self.bi_norm(f_bi)))).squeeze(-1)
+        first = field_sums(self.linear.weight.weight, x, self.num_fields).squeeze(-1)
+        no_pairs = first.new_zeros(*first.shape, self.num_fields)
+        return Terms(self.w0.expand(first.shape[:-1]), first, no_pairs, deep)
+
     def load_pretrained(self, fm: nn.Module) -> None:
         """Start from a trained FM (``pretrain``)."""
         load_fm_weights(self, fm)
+
+    # -- fast: each side once; ranking folds the affine layers into one product per context --
 
     def forward(self, context: Features, items: torch.Tensor) -> torch.Tensor:
         s_c, q_c = self.embedding.sums(context)  # sum x v, sum (x v)^2 over the context

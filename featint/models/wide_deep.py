@@ -29,9 +29,11 @@ from featint.layers import (
     FeaturesLinear,
     ItemTable,
     NumericValues,
+    Terms,
+    field_sums,
     lookup,
 )
-from featint.models import register
+from featint.models import Model, register
 from featint.task import Features, Schema
 
 #: The cross-product transformations: (context field, item field). A bag (genre) crosses
@@ -53,7 +55,7 @@ def cross_bucket(a: torch.Tensor, b: torch.Tensor, num_features: int, bits: int)
 
 
 @register("wide_deep")
-class WideDeep(nn.Module):
+class WideDeep(Model):
     def __init__(
         self, schema: Schema, items: Features, embed_dim: int = 16,
         hidden: tuple[int, ...] = (128, 64), dropout: float = 0.0,
@@ -80,6 +82,7 @@ class WideDeep(nn.Module):
             if schema.field(b).side != "item":
                 raise ValueError(f"cross ({a}, {b}): {b!r} must be an item field")
         self.crosses = [(ctx_number[a], item_number[b]) for a, b in crosses]
+        self.num_context_fields, self.num_fields = len(ctx_number), len(schema.fields)
         # -- deep: embeddings of the categorical and bag fields, numeric fields as values
         self.embedding = FeaturesEmbedding(schema.num_features, embed_dim)
         self.num_ctx_fields, self.num_item_fields = len(ctx_number), len(item_number)
@@ -89,6 +92,37 @@ class WideDeep(nn.Module):
             [f for f in schema.context_fields if f.kind == "numeric"], schema.num_features)
         self.deep = ContextItemMLP(len(self.embedded) * embed_dim + self.dense.num_values,
                                    self.num_item_fields * embed_dim, hidden, 1, dropout)
+
+    def terms(self, x: Features) -> Terms:
+        """Wide & Deep's equation by fields, for samples ``x`` (context and movie, ``(*batch,
+        slots)``): the wide part's ``w_i x_i`` per field and its crosses as pairs, ``w_c x_a
+        x_b`` of each cross (context field ``a``, movie field ``b``) on pair ``(a, b)`` (a
+        bag crosses with each member); the deep part, the MLP on ``[e_f ...; x_dense; e_g
+        ...]``, as ``deep``. The wide part has no bias: the output layer's is the deep's."""
+        c, m = self.num_context_fields, self.num_fields
+        first = field_sums(self.linear.weight.weight, x, m).squeeze(-1)
+        pairs = first.new_zeros(*first.shape, m)
+        for a, b, weight, x_ab in self.active_crosses(x):
+            pairs[..., a, c + b] = (weight * x_ab).sum(-1)
+        e = self.embedding.fields(x, m)                                   # (*batch, m, k)
+        a_c = torch.cat([e[..., self.embedded, :].flatten(-2), self.dense(x)], -1)
+        deep = self.deep.joint(a_c, e[..., c:, :].flatten(-2)).squeeze(-1)
+        return Terms(first.new_zeros(first.shape[:-1]), first, pairs, deep)
+
+    def active_crosses(self, x: Features):
+        """For each cross (context field ``a``, movie field ``b``; numbers on their sides):
+        ``(a, b, w, x_a x_b)`` with the weights of its active crosses ``w`` and their values,
+        ``(*batch, slots_b)`` each (one per slot of ``b``; padding has value 0)."""
+        c = self.num_context_fields
+        for a, b in self.crosses:
+            slot_a = torch.nonzero(x.field == a).squeeze(-1)     # the one slot of field a
+            slots_b = torch.nonzero(x.field == c + b).squeeze(-1)
+            i_a, x_a = x.idx[..., slot_a], x.val[..., slot_a]     # (*batch, 1)
+            i_b, x_b = x.idx[..., slots_b], x.val[..., slots_b]   # (*batch, slots_b)
+            bucket = cross_bucket(i_a, i_b, self.num_features, self.bits)
+            yield a, b, lookup(self.cross_weight.weight, bucket).squeeze(-1), x_a * x_b
+
+    # -- fast: each side once, crosses by gathers, the deep part's first layer split ---------
 
     def wide_crosses(self, context: Features, movie: Features) -> torch.Tensor:
         """``sum_c w_{bucket(c)} phi_c(x)`` over the crosses ``c``, ``phi_c = x_a x_b`` (hashed).
