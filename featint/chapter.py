@@ -158,3 +158,37 @@ def plot_results(results: dict[str, Evaluation], names: list[str] | tuple[str, .
         ax.set(xlabel=f"{LABELS[metric]} ({better} is better)",
                title=f"Test {LABELS[metric]}, 95% interval")
     return axes
+
+
+# -- sentences a chapter writes about its numbers, written once -------------------------------
+def value_text(evaluation: Evaluation, metric: str) -> str:
+    """A metric of one evaluation with its 95% interval, with the digits the leaderboard
+    uses: ``0.1425 [0.1381, 0.1467]`` (ranks to one decimal)."""
+    digits = 1 if "rank" in metric else 4
+    lo, hi = evaluation.intervals[metric]
+    return (f"{evaluation.metrics[metric]:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]")
+
+
+def verdict(comparison: Comparison, a: str, b: str, metric: str = "hr@10") -> str:
+    """Model ``a`` against model ``b`` on test ``metric`` as the comparison's pairwise test
+    says it (every seed, paired over test examples, Holm over every pair of the comparison):
+    ``"better than"``, ``"worse than"`` or ``"not separated from"``. The direction of the
+    metric is the metric's own (a lower mean rank is better)."""
+    result = comparison.pairwise(metric)
+    row = result.pair(a, b)
+    if not row["separated"]:
+        return "not separated from"
+    return "better than" if row["a"] == a else "worse than"
+
+
+def verdict_text(comparison: Comparison, a: str, b: str, metric: str = "hr@10") -> str:
+    """:func:`verdict` with its numbers: ``"better than markov (+0.0381 [0.0312, 0.0450]
+    HR@10)"``: the difference a minus b in the metric's direction (positive: a better) and
+    its interval at the level the pair was tested at."""
+    row = comparison.pairwise(metric).pair(a, b)
+    sign = 1.0 if row["a"] == a else -1.0
+    d, lo, hi = sign * row["difference"], sign * row["lo"], sign * row["hi"]
+    lo, hi = min(lo, hi), max(lo, hi)
+    digits = 1 if "rank" in metric else 4
+    return (f"{verdict(comparison, a, b, metric)} {b} ({d:+.{digits}f} [{lo:+.{digits}f}, "
+            f"{hi:+.{digits}f}] {LABELS[metric]})")

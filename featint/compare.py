@@ -69,7 +69,7 @@ from featint.report import (
     ordered,
     save_charts,
 )
-from featint.stats import mean_interval, per_example, pooled_interval
+from featint.stats import Pairwise, mean_interval, pairwise, per_example, pooled_interval
 from featint.task import PROTOCOL, WINDOWS, NextMovieTask
 from featint.training import describe, model_hparams, setting_of, trained
 from featint.tuning import load_trials
@@ -283,6 +283,21 @@ class Comparison:
         :func:`featint.stats.pairwise`."""
         seeds = self.aggregates[model]["seeds"]
         return np.stack([per_example(self.ranks(model, s)[0], metric) for s in seeds])
+
+    def pairwise(self, metric: str = "hr@10", models: Sequence[str] | None = None,
+                 alpha: float = 0.05) -> Pairwise:
+        """Every pair of ``models`` (default: every model but random, whose mean rank would
+        only widen the family) compared on ``metric`` over the test examples and seeds,
+        Holm-corrected over all of them (:func:`featint.stats.pairwise`). The README, chapter
+        08 and every chapter's sentences on which models differ read this one family, so a
+        statement in one place never rests on a smaller family than in another."""
+        names = [n for n in (models or self.aggregates) if models or n != "random"]
+        key = (metric, tuple(names), alpha)
+        cache = self.__dict__.setdefault("_pairwise", {})
+        if key not in cache:
+            cache[key] = pairwise({n: self.per_example(n, metric) for n in names}, metric,
+                                  alpha)
+        return cache[key]
 
     def ranks(self, model: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
         """Per-example ``(ranks, examples)`` of one run."""
