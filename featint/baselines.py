@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from featint.cost import check_memory
 from featint.evaluate import HIGHER_IS_BETTER, metrics, rank_examples, subsample
 from featint.task import Features, NextMovieTask
 from featint.tuning import SPACES
@@ -123,6 +124,9 @@ class Markov(nn.Module):
         super().__init__()
         if alpha <= 0:
             raise ValueError(f"alpha must be positive (it weights the back-off), got {alpha}")
+        check_memory(4 * 8 * task.num_items**2, f"Markov's {task.num_items:,} x "
+                     f"{task.num_items:,} transition tables", "leave out the Markov baseline "
+                     "on this release (--no-baselines)")
         self.last = _LastMovie(task)
         counts = torch.from_numpy(task.transitions(period)).double()
         popularity = torch.from_numpy(task.popularity(period)).double()
@@ -162,6 +166,9 @@ class ItemKNN(nn.Module):
                              f"{list(SIMILARITIES)}")
         if shrink < 0:
             raise ValueError(f"shrink must be at least 0, got {shrink}")
+        check_memory(8 * task.num_items * (task.num_users + 4 * task.num_items),
+                     f"ItemKNN's {task.num_items:,} x {task.num_items:,} similarities",
+                     "leave out the ItemKNN baseline on this release (--no-baselines)")
         watched = task.watched(period).astype(np.float64)  # (num_users, num_items)
         together = watched.T @ watched                     # c: (num_items, num_items)
         n = np.diag(together).copy()

@@ -31,6 +31,9 @@ RECORDS = Path(__file__).resolve().parent / "records"
 ENVIRONMENT: dict[str, str] = {
     "FEATINT_DATA_DIR": "the `ml-100k` folder to read (checked by sha256); unset: the user "
                         "cache, then a download",
+    "FEATINT_DATA_ROOT": "a folder of MovieLens releases as GroupLens ships them (`ml-1m.zip`, "
+                         "`ml-20m.zip`, ...; each checked by its published md5), searched "
+                         "before the user cache",
     "FEATINT_QUICK": "`1`: quick mode, a smoke test in seconds (the sizes of "
                      "`featint.config.QuickSizes`); the tests set it",
     "FEATINT_DEVICE": "`cpu`, `cuda` or `auto` (CUDA when available): where models train and "
@@ -107,6 +110,7 @@ class Config:
     device: str = "cpu"
     threads: int | None = None
     data_dir: Path | None = None
+    data_root: Path | None = None
     cache_root: Path = field(default_factory=lambda: Path.home() / ".cache" / "featint")
     model_cache: Path | None = None
     results: Path | None = None
@@ -123,7 +127,7 @@ class Config:
     def record(self) -> dict[str, Any]:
         """The configuration as JSON-able values (``results.json`` stores what ran)."""
         out = asdict(self)
-        for key in ("data_dir", "cache_root", "model_cache", "results"):
+        for key in ("data_dir", "data_root", "cache_root", "model_cache", "results"):
             out.pop(key)  # machine paths: not part of what was computed
         return out
 
@@ -161,6 +165,8 @@ def from_env(environ: Mapping[str, str] | None = None, **overrides: Any) -> Conf
         threads=threads,
         data_dir=Path(env["FEATINT_DATA_DIR"]).expanduser() if env.get("FEATINT_DATA_DIR")
         else None,
+        data_root=Path(env["FEATINT_DATA_ROOT"]).expanduser()
+        if env.get("FEATINT_DATA_ROOT") else None,
         cache_root=Path(root) / "featint",
         model_cache=Path(env["FEATINT_MODEL_CACHE"]).expanduser()
         if env.get("FEATINT_MODEL_CACHE") else None,
