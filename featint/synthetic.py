@@ -76,7 +76,7 @@ def synthetic_movielens(
             rows.append((u + 1, i + 1, rating, int(ts)))
     ratings = pd.DataFrame(rows, columns=["user", "item", "rating", "timestamp"])
     return MovieLens(ratings=ratings, users=users, items=items, genres=GENRES,
-                     source=Path("<synthetic>"))
+                     source=Path("<synthetic>"), release="synthetic")
 
 
 #: Sizes of the real releases a scaled synthetic data set can take: users, movies, ratings

@@ -268,3 +268,52 @@ def test_movielens_100k_task_is_bitwise_unchanged(ml, label):
     task = build_task(ml, **kwargs)
     assert task.dataset == "ml-100k"
     assert task_digest(task) == DIGESTS_100K[label]
+
+
+# -- the command line --------------------------------------------------------------------------
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    from featint.cli import main
+
+    try:
+        status = main(list(argv))
+    except SystemExit as exit_:
+        status = exit_.code
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_cli_data_and_compare_on_another_release(capsys, tmp_path, monkeypatch,
+                                                synthetic_task):
+    from featint.chapter import load_comparison
+    from featint.compare import CompareError, Comparison, compare
+    from featint.tuning import RecordError
+
+    path = archive(tables("ml-1m"), "ml-1m", tmp_path)
+    known(monkeypatch, "ml-1m", md5(path))
+    monkeypatch.setitem(RELEASES, "ml-1m", dataclasses.replace(RELEASES["ml-1m"],
+                                                               ratings=60 * 30))
+    status, out, err = run_cli(capsys, "data", "--dataset", "ml-1m", "--data-dir", str(path))
+    assert status == 0, err
+    assert "MovieLens 1M at" in out and "published md5" in out
+    assert "user fields: age, gender, occupation, zip" in out and "test " in out
+
+    results = tmp_path / "results"
+    status, out, err = run_cli(capsys, "compare", "--dataset", "ml-1m", "--quick", "--quiet",
+                               "--models", "fm", "--seeds", "0", "--no-baselines",
+                               "--out", str(results))
+    assert status == 0, err
+    assert "of MovieLens 1M, next-movie v" in out
+    found = Comparison.load(results)
+    assert found.dataset == "ml-1m" and found.results["data"]["counts"]["users"] == 60
+    with pytest.raises(RecordError, match="results of ml-1m, not of ml-100k"):
+        load_comparison(results)  # the chapters never read another release's results
+    with pytest.raises(CompareError, match="different settings.*dataset"):
+        compare(["fm"], seeds=[0], out_dir=results, task=synthetic_task, resume=True,
+                quick=True, baselines=False, progress=False)  # never mixes releases
+
+
+def test_cli_a_missing_release_gives_the_download_command(capsys):
+    status, out, err = run_cli(capsys, "data", "--dataset", "ml-20m", "--no-download")
+    assert status == 2 and out == ""
+    assert "https://files.grouplens.org/datasets/movielens/ml-20m.zip" in err
+    assert "featint data --dataset ml-20m" in err and "Traceback" not in err
