@@ -21,6 +21,7 @@ from torch import nn
 from tqdm import tqdm
 
 from featint.config import BUDGET, Config, current
+from featint.cost import ANNOUNCE_SECONDS, announce, duration
 from featint.evaluate import HIGHER_IS_BETTER, metrics, rank_examples, subsample
 from featint.task import NextMovieTask
 
@@ -64,6 +65,15 @@ def length_bucketed_batches(
         part = part[np.argsort(length[part], kind="stable")]
         batches += [part[b:b + batch_size] for b in range(0, len(part), batch_size)]
     return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def _announce_epoch(seconds: float, steps: int, total: int, verbose: bool) -> None:
+    """Announce an epoch's time, extrapolated from its first ``steps`` steps, where it is long
+    (:data:`featint.cost.ANNOUNCE_SECONDS`; ten times that when not ``verbose``)."""
+    estimate = seconds / steps * total
+    if estimate >= ANNOUNCE_SECONDS * (1 if verbose else 10):
+        announce(f"one epoch of {total:,} batches: about {duration(estimate)} (from its first "
+                 f"{steps}), then the validation ranking")
 
 
 def fit(
@@ -136,7 +146,10 @@ def fit(
         bar = tqdm(batches, desc=f"epoch {epoch}/{epochs}", leave=False,
                    disable=not progress, mininterval=1.0)
         epoch_start = time.perf_counter()
-        for ex in bar:
+        for step, ex in enumerate(bar):
+            if epoch == 1 and step == 3:  # after a warm-up: what an epoch will take
+                _announce_epoch(time.perf_counter() - epoch_start, step, len(batches),
+                                verbose or progress)
             negatives = task.sample_negatives(ex, num_negatives, rng)
             candidates = torch.from_numpy(np.column_stack([task.target[ex], negatives]))
             logits = model(task.context(ex).to(device), candidates.to(device))
