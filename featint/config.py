@@ -43,12 +43,17 @@ ENVIRONMENT: dict[str, str] = {
                            "cache)",
     "FEATINT_RESULTS": "a comparison folder written by `featint compare` for the chapters to "
                        "read instead of the record shipped with featint",
+    "CUBLAS_WORKSPACE_CONFIG": "read, never set: on CUDA, cuBLAS is deterministic only when "
+                               "it is `:4096:8` (or `:16:8`) before Python starts; featint "
+                               "warns when it is missing",
     "XDG_CACHE_HOME": "the root of the user cache (default `~/.cache`); featint uses "
                       "`featint/` inside it",
 }
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("", "0", "false", "no", "off")
 DEVICES = ("cpu", "cuda", "auto")
+#: The values of ``CUBLAS_WORKSPACE_CONFIG`` under which cuBLAS is deterministic (CUDA >= 10.2).
+CUBLAS_DETERMINISTIC = (":4096:8", ":16:8")
 
 
 class ConfigError(ValueError):
@@ -114,6 +119,7 @@ class Config:
     cache_root: Path = field(default_factory=lambda: Path.home() / ".cache" / "featint")
     model_cache: Path | None = None
     results: Path | None = None
+    cublas_workspace: str | None = None
 
     @property
     def models_folder(self) -> Path:
@@ -127,7 +133,8 @@ class Config:
     def record(self) -> dict[str, Any]:
         """The configuration as JSON-able values (``results.json`` stores what ran)."""
         out = asdict(self)
-        for key in ("data_dir", "data_root", "cache_root", "model_cache", "results"):
+        for key in ("data_dir", "data_root", "cache_root", "model_cache", "results",
+                    "cublas_workspace"):
             out.pop(key)  # machine paths: not part of what was computed
         return out
 
@@ -172,6 +179,7 @@ def from_env(environ: Mapping[str, str] | None = None, **overrides: Any) -> Conf
         if env.get("FEATINT_MODEL_CACHE") else None,
         results=Path(env["FEATINT_RESULTS"]).expanduser() if env.get("FEATINT_RESULTS")
         else None,
+        cublas_workspace=env.get("CUBLAS_WORKSPACE_CONFIG") or None,
     )
     values.update(overrides)
     return Config(**values)
@@ -209,6 +217,28 @@ def resolve_device(device: str | torch.device) -> torch.device:
         raise ValueError("device cuda was asked for but CUDA is not available here; use "
                          "device cpu or auto (FEATINT_DEVICE, --device)")
     return resolved
+
+
+def prepare(device: str | torch.device, config: Config | None = None) -> None:
+    """Set torch up for work on ``device``. On CUDA: torch's deterministic algorithms
+    (``warn_only``: an operation without a deterministic CUDA kernel warns instead of
+    failing; ``index_add``, ``scatter_add_`` and the backward of ``index_select``, which
+    featint's layers use, have one) and no cuDNN autotuning; a warning when
+    ``CUBLAS_WORKSPACE_CONFIG`` (``config``'s, default :func:`current`) does not make cuBLAS
+    deterministic, since it must be set before the process starts. On CPU nothing changes:
+    featint's CPU kernels give the same numbers run after run."""
+    if torch.device(device).type != "cuda":
+        return
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+    workspace = (config or current()).cublas_workspace
+    if workspace not in CUBLAS_DETERMINISTIC:
+        import warnings
+
+        warnings.warn(f"CUBLAS_WORKSPACE_CONFIG is {workspace!r}: cuBLAS matrix products on "
+                      f"CUDA are not deterministic, so reruns differ in the last bits. Start "
+                      f"Python with CUBLAS_WORKSPACE_CONFIG={CUBLAS_DETERMINISTIC[0]}",
+                      stacklevel=2)
 
 
 def environment_snapshot(environ: Mapping[str, str] | None = None) -> dict[str, str | None]:

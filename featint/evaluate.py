@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from featint.config import Config, current
+from featint.config import Config, current, prepare
 from featint.cost import ANNOUNCE_SECONDS, announce, duration
 from featint.task import NextMovieTask
 
@@ -98,12 +98,22 @@ def subsample(examples: np.ndarray, limit: int | None) -> np.ndarray:
     return examples[np.linspace(0, len(examples) - 1, limit).round().astype(np.int64)]
 
 
+def device_of(model: nn.Module) -> torch.device:
+    """Where ``model`` lives: the device of its first parameter or buffer (CPU for a model
+    with neither)."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
 @torch.no_grad()
 def rank_examples(
     model: nn.Module, task: NextMovieTask, examples: np.ndarray, batch_size: int = 512,
-    device: str | torch.device = "cpu", progress: bool = False,
+    device: str | torch.device | None = None, progress: bool = False,
 ) -> np.ndarray:
-    """Filtered rank of the target of each example: one batched call scores all movies.
+    """Filtered rank of the target of each example: one batched call scores all movies, on
+    ``device`` (default: where the model lives, :func:`device_of`; a model that lives
+    elsewhere is moved there for the ranking and back afterwards).
 
     At most ``batch_size`` contexts a batch, fewer where the catalogue is large (the scores
     of a batch stay under :data:`RANK_ELEMENTS` numbers). The batch of the longest histories
@@ -111,8 +121,11 @@ def rank_examples(
     :data:`featint.cost.ANNOUNCE_SECONDS` with ``progress``, ten times that without), its
     estimate is announced before the rest runs.
     """
+    home = device_of(model)
+    device = home if device is None else torch.device(device)
+    prepare(device)
     was_training = model.training
-    model.eval()
+    model.to(device).eval()
     all_items = torch.arange(task.num_items, device=device)
     batch_size = max(1, min(batch_size, RANK_ELEMENTS // task.num_items))
     # Batches of similar history length pad less; ranks are put back in the given order.
@@ -136,16 +149,17 @@ def rank_examples(
                              f"movies: at most about {duration(estimate)}, from the "
                              f"{len(rows)} contexts of the longest histories")
     finally:
-        model.train(was_training)
+        model.to(home).train(was_training)
     return ranks
 
 
 def evaluate(
     model: nn.Module, task: NextMovieTask, split: str = "test", limit: int | None = None,
-    batch_size: int = 512, device: str | torch.device = "cpu", progress: bool = True,
+    batch_size: int = 512, device: str | torch.device | None = None, progress: bool = True,
     bootstrap_samples: int = 1000, config: Config | None = None,
 ) -> Evaluation:
-    """Rank every example of ``split`` against all movies and summarise.
+    """Rank every example of ``split`` against all movies and summarise (on ``device``,
+    default: where the model lives).
 
     ``limit`` caps the number of examples (evenly spread); in quick mode (``config``, default
     :func:`featint.config.current`) it defaults to the quick test size.

@@ -20,9 +20,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from featint.config import BUDGET, Config, current
+from featint.config import BUDGET, Config, current, prepare
 from featint.cost import ANNOUNCE_SECONDS, announce, duration
-from featint.evaluate import HIGHER_IS_BETTER, metrics, rank_examples, subsample
+from featint.evaluate import HIGHER_IS_BETTER, device_of, metrics, rank_examples, subsample
 from featint.task import NextMovieTask
 
 
@@ -101,7 +101,9 @@ def fit(
     ranked after each epoch (the same evenly spread subsample every epoch; None: all 8,289).
     The defaults are the comparison's budget (:data:`featint.config.BUDGET`). In quick mode
     (``config``, default :func:`featint.config.current`) its sizes cap the epochs, the fit
-    examples and the validation examples. ``device`` defaults to the configuration's.
+    examples and the validation examples. ``device`` (default: the configuration's) is
+    where the model trains; it is returned where it was (a chapter's model trained on a GPU
+    comes back to the CPU, where the chapter inspects it).
     ``seed`` fixes the shuffling, the negatives and dropout. A model with a ``penalty()``
     method has it added to every batch's loss (``weight_decay`` is Adam's L2 on every
     parameter).
@@ -122,6 +124,8 @@ def fit(
         max_examples = min(max_examples or sizes.fit_examples, sizes.fit_examples)
         valid_limit = min(valid_limit or sizes.valid_examples, sizes.valid_examples)
     device = torch.device(device) if device is not None else config.torch_device()
+    prepare(device, config)
+    home = device_of(model)  # where the model goes back to when trained
     if config.threads:
         torch.set_num_threads(config.threads)
     model.to(device)
@@ -183,5 +187,5 @@ def fit(
     history.seconds = time.perf_counter() - start
     if best_state is not None:
         model.load_state_dict(best_state)
-    model.eval()
+    model.to(home).eval()
     return history
