@@ -302,7 +302,6 @@ def download(
     url = url or rel.url
     md5 = md5 or rel.md5
     target = Path(target) if target is not None else cache_dir() / rel.folder
-    where = ENV_VAR if rel.name == "ml-100k" else ROOT_VAR
     fix = (
         f"check your internet connection and try again, or download {rel.archive} yourself, "
         + (f"unzip it and point {ENV_VAR} at the ml-100k folder" if rel.name == "ml-100k"
@@ -322,7 +321,7 @@ def download(
     except Exception as err:  # network errors come from requests, whose types vary
         raise DataError(
             f"No local copy of {rel.title} was found and downloading it from {url} "
-            f"failed: {type(err).__name__}: {err}. Fix: {fix} (${where})"
+            f"failed: {type(err).__name__}: {err}. Fix: {fix}"
         ) from err
     try:
         extract(Path(archive), target, release, md5, fix)

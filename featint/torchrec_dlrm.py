@@ -158,20 +158,19 @@ def full_state(model: nn.Module) -> dict[str, torch.Tensor]:
     out = {}
     with warnings.catch_warnings():  # TorchRec 1.8 still hands out torch's ShardedTensor
         warnings.filterwarnings("ignore", "Please use DTensor", FutureWarning)
-        state = model.state_dict()
-    for key, value in state.items():
-        key = key.removeprefix("module.")
-        if hasattr(value, "local_shards"):  # a ShardedTensor: gathered onto every process
-            whole = torch.zeros(tuple(value.metadata().size), dtype=value.dtype)
-            for shard in value.local_shards():
-                rows, cols = shard.metadata.shard_offsets
-                n, m = shard.tensor.shape
-                whole[rows:rows + n, cols:cols + m] = shard.tensor.detach().cpu()
-            if dist.is_initialized():
-                dist.all_reduce(whole)  # each entry lives on one process, zeros elsewhere
-            out[key] = whole
-        else:
-            out[key] = value.detach().cpu().clone()
+        for key, value in model.state_dict().items():
+            key = key.removeprefix("module.")
+            if hasattr(value, "local_shards"):  # a ShardedTensor, gathered on every process
+                whole = torch.zeros(tuple(value.metadata().size), dtype=value.dtype)
+                for shard in value.local_shards():
+                    rows, cols = shard.metadata.shard_offsets
+                    n, m = shard.tensor.shape
+                    whole[rows:rows + n, cols:cols + m] = shard.tensor.detach().cpu()
+                if dist.is_initialized():
+                    dist.all_reduce(whole)  # each entry lives on one process, 0 elsewhere
+                out[key] = whole
+            else:
+                out[key] = value.detach().cpu().clone()
     return out
 
 
@@ -194,8 +193,9 @@ def load_full_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
 def shard(model: TorchRecDLRM, device: torch.device, sharding: str
           ) -> tuple[nn.Module, Any]:
     """``model`` under ``DistributedModelParallel``: every table sharded ``sharding`` wise
-    (``"table_wise"``, ``"row_wise"``, ``"column_wise"`` or ``"data_parallel"``) by TorchRec's
-    planner; returns the sharded model and the plan."""
+    (``"table_wise"``, ``"column_wise"``, ``"data_parallel"``; ``"row_wise"`` on CUDA only,
+    TorchRec 1.8's CPU sharder does not offer it) by TorchRec's planner; returns the sharded
+    model and the plan."""
     from torchrec.distributed.model_parallel import DistributedModelParallel
     from torchrec.distributed.planner import (
         EmbeddingShardingPlanner,
@@ -207,9 +207,15 @@ def shard(model: TorchRecDLRM, device: torch.device, sharding: str
     for collection in (model.context_tables, model.item_tables):
         apply_optimizer_in_backward(TABLE_OPTIMIZER, collection.parameters(), {"lr": TABLE_LR})
     names = [f.name for f in (*model.context_fields, *model.item_fields)]
+    world = dist.get_world_size()
+    # column-wise: shards as narrow as the processes need (TorchRec's default minimum width
+    # would leave a 16-column table whole)
+    narrow = {"min_partition": max(1, model.embed_dim // world)} if sharding == "column_wise" \
+        else {}
     planner = EmbeddingShardingPlanner(
-        topology=Topology(world_size=dist.get_world_size(), compute_device=device.type),
-        constraints={n: ParameterConstraints(sharding_types=[sharding]) for n in names})
+        topology=Topology(world_size=world, compute_device=device.type),
+        constraints={n: ParameterConstraints(sharding_types=[sharding], **narrow)
+                     for n in names})
     plan = planner.collective_plan(model, pg=dist.GroupMember.WORLD)
     return DistributedModelParallel(model, device=device, plan=plan), plan
 
@@ -249,6 +255,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None,
                         help="write report.json, the checkpoint dlrm.pt and ranks.npz here")
     args = parser.parse_args(argv)
+    if args.sharding == "row_wise" and args.device != "cuda":
+        parser.error("--sharding row_wise needs --device cuda: TorchRec 1.8 shards tables "
+                     "row-wise on GPUs only (on a CPU: table_wise, column_wise, "
+                     "data_parallel)")
 
     cuda = args.device == "cuda"
     dist.init_process_group("nccl" if cuda else "gloo")

@@ -317,3 +317,10 @@ def test_cli_a_missing_release_gives_the_download_command(capsys):
     assert status == 2 and out == ""
     assert "https://files.grouplens.org/datasets/movielens/ml-20m.zip" in err
     assert "featint data --dataset ml-20m" in err and "Traceback" not in err
+
+
+def test_the_protocol_page_lists_the_published_md5s():
+    """book/protocol.md shows the md5 of every archive: the same as featint/data.py's."""
+    page = (Path(__file__).resolve().parents[1] / "book" / "protocol.md").read_text()
+    for rel in RELEASES.values():
+        assert f"| `{rel.archive}` | `{rel.md5}` |" in page, rel.name
