@@ -16,10 +16,12 @@ For each model (in a subprocess of its own, on the task the parent built and pic
   epoch of the full-size fit set takes, plus ranking the budget's 2000 validation examples;
 - **full ranking**: a subsample of test contexts (evenly spread) is ranked against every
   movie, and the whole test set is extrapolated by its count;
-- **memory**: the peak resident set size of the subprocess (ML-1M size, measured); at ML-20M
-  size, the task's estimate (:func:`featint.cost.task_bytes`) at full size plus 16 bytes per
-  parameter of the full-size model (weights, gradients, Adam's two moments) plus what
-  training and ranking added over the subsample's parameters (an estimate, said so).
+- **memory**: the peak resident set size of the subprocess while it trains and ranks (ML-1M
+  size, measured; the resident size with the task loaded, before the model, is recorded
+  too); at ML-20M size, the task's estimate (:func:`featint.cost.task_bytes`) at full size
+  plus 16 bytes per parameter of the full-size model (weights, gradients, Adam's two
+  moments) plus what training and ranking added over the subsample's parameters (an
+  estimate, said so).
 
 Then how the cost grows: the time of a training step and of ranking one context at three
 numbers of users, of movies and of ratings per user (history length), each with the others
@@ -54,7 +56,7 @@ from featint.evaluate import rank_examples, subsample
 from featint.features import Schema
 from featint.models import MODELS, build_model, count_parameters
 from featint.report import ordered
-from featint.synthetic import SIZES, scaled_movielens
+from featint.synthetic import LATER_GENRES, SIZES, scaled_movielens
 from featint.task import NextMovieTask, build_task
 from featint.train import adam, length_bucketed_batches
 from featint.training import fit_args, model_hparams
@@ -71,9 +73,35 @@ SWEEPS = {
 }
 
 
+def _status(key: str) -> int | None:
+    """A ``kB`` field of ``/proc/self/status`` in bytes (None where there is none)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def reset_peak() -> None:
+    """Start the peak resident set size afresh (Linux >= 4.0: ``clear_refs``), so that a
+    transient peak while loading the task is not counted as the model's."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def rss_bytes() -> int:
+    """Resident set size now."""
+    return _status("VmRSS") or peak_rss_bytes()
+
+
 def peak_rss_bytes() -> int:
-    """Peak resident set size of this process (Linux: ``ru_maxrss`` in KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    """Peak resident set size of this process since :func:`reset_peak` (``VmHWM``; elsewhere
+    ``ru_maxrss``, the peak of the whole run)."""
+    return _status("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def time_steps(model: torch.nn.Module, task: NextMovieTask, name: str,
@@ -118,8 +146,11 @@ def time_ranking(model: torch.nn.Module, task: NextMovieTask,
 
 
 def measure(task: NextMovieTask, name: str, steps: int, contexts: int) -> dict[str, float]:
-    """One model on one task: step and ranking times, parameters, memory."""
-    base = peak_rss_bytes()
+    """One model on one task: step and ranking times, parameters, and memory: resident
+    before the model (``base_rss``: Python, torch, the task) and at the peak of training
+    and ranking it (``peak_rss``)."""
+    reset_peak()
+    base = rss_bytes()
     torch.manual_seed(0)
     model = build_model(name, task, seed=0, **model_hparams(name))
     step, step_cpu = time_steps(model, task, name, steps)
@@ -303,7 +334,7 @@ def markdown(figures: dict) -> str:
             reason = failed["error"].split(": ", 1)[-1]
             lines.append(f"| {row['model']} | {hours(row['epoch_cpu_s'])} | "
                          f"{hours(row['full_rank_cpu_s'])} | {gb(row['memory_bytes'])} | "
-                         f"not built: {reason} | | |")
+                         f"not built, already on the subsample of users: {reason} | | |")
             continue
         lines.append(
             f"| {row['model']} | {hours(row['epoch_cpu_s'])} | {hours(row['full_rank_cpu_s'])} "
@@ -318,6 +349,28 @@ def markdown(figures: dict) -> str:
                                     ("history", "step"), ("movies", "rank"),
                                     ("history", "rank"))]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    machine = figures["machine"]
+    users, movies, ratings = SIZES["ml-20m"]
+    task_full = task_bytes(ratings, users, movies, len(LATER_GENRES))
+    base = np.median([r["base_rss"] for r in one["models"] if "error" not in r])
+    lines += ["", (
+        f"Measured {machine['date']} on a {machine['cores']}-core {machine['cpu']}, torch "
+        f"{machine['torch']}, {machine['torch_threads']} thread per process, load average "
+        f"{machine['load_average'][0]:.1f} (a machine shared with other work): CPU time of "
+        f"the process, extrapolated from {one['steps']} training steps and {one['contexts']} "
+        f"ranked test contexts per model at ML-1M size, {twenty['steps']} and "
+        f"{twenty['contexts']} at ML-20M size. ML-1M size is built whole; a process holds "
+        f"{gb(base)} with the task loaded, before the model, and the peak memory is that "
+        f"process's while it trains and ranks. ML-20M size is measured on "
+        f"{twenty['measured']['users']:,} of its users ({twenty['measured_ratings'] / ratings:.1%}"
+        f" of its ratings) and extrapolated by the number of examples; its memory is an "
+        f"estimate: the task at full size, {gb(task_full)} (the position table of "
+        f"{users:,} users by {movies:,} movies alone {gb(4 * users * movies)}), plus the "
+        f"full-size model and what training added. Growth: the slope of log time against log "
+        f"size over three sizes (users {SWEEPS['users'][0][0]:,} to "
+        f"{SWEEPS['users'][-1][0]:,}; movies {SWEEPS['movies'][0][1]:,} to "
+        f"{SWEEPS['movies'][-1][1]:,}; ratings per user {SWEEPS['history'][0][2]} to "
+        f"{SWEEPS['history'][-1][2]}), the others fixed; 1 is linear.")]
     return "\n".join(lines)
 
 
@@ -364,16 +417,17 @@ def main(argv: list[str] | None = None) -> int:
         "torch": torch.__version__, "load_average": os.getloadavg(),
         "date": time.strftime("%Y-%m-%d")}
     for section in args.sections.split(","):  # each written as soon as it is measured
+        began = time.perf_counter()
         if section == "growth":
             figures["growth"] = growth(names)
         else:
             figures[section] = size_table(section, args.users_20m if section == "ml-20m"
                                           else None, names)
+        figures[section]["seconds"] = time.perf_counter() - began
         figures["machine"]["load_average_end"] = os.getloadavg()
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(figures, indent=1) + "\n")
-    figures["seconds"] = time.perf_counter() - start
-    print(f"\nwrote {args.out} ({figures['seconds'] / 60:.0f} min)")
+    print(f"\nwrote {args.out} ({(time.perf_counter() - start) / 60:.0f} min)")
     return 0
 
 

@@ -742,8 +742,8 @@ display(Markdown(
 # of those releases; its fields beside MovieLens 100K's:
 
 # %%
-later = build_task(scaled_movielens(300, 400, 300 * 40, demographics=False, half_stars=True,
-                                    seed=0))
+later = build_task(scaled_movielens(300, 400, 300 * 40, demographics=False,
+                                    half_stars=True, seed=0))
 fields = pd.DataFrame({
     "MovieLens 100K": {f.name: f.size for f in task.schema.fields},
     "shaped like 10M to 32M": {f.name: f.size for f in later.schema.fields},
@@ -751,7 +751,7 @@ fields = pd.DataFrame({
 demographics = ["age", "gender", "occupation", "zip"]
 assert not set(demographics) & {f.name for f in later.schema.fields}
 assert later.schema.field("last_rating").size == 10  # half stars: ten levels
-fields
+display(fields)
 
 # %% [markdown]
 # Results of different releases are never compared: every comparison records its release
