@@ -68,8 +68,7 @@ class Release:
     ``name``: the archive's name without ``.zip`` (and ``--dataset``); ``folder``: the folder
     the archive unzips to; ``files``: the files featint reads; ``md5``: the md5 GroupLens
     publishes beside the archive (``<archive>.md5``), None where featint does not know it;
-    ``ratings``, ``users``: the counts the release's README announces; ``demographics``:
-    whether it has a users table (age, gender, occupation, zip).
+    ``ratings``: the count the release's README announces (``featint data`` checks it).
     """
 
     name: str
@@ -78,8 +77,6 @@ class Release:
     files: tuple[str, ...]
     md5: str | None
     ratings: int
-    users: int
-    demographics: bool
 
     @property
     def archive(self) -> str:
@@ -97,17 +94,17 @@ class Release:
 # these archives, which all agree. A download is refused if its md5 differs.
 RELEASES: dict[str, Release] = {r.name: r for r in (
     Release("ml-100k", "MovieLens 100K", "ml-100k", REQUIRED_FILES, ML100K_MD5,
-            100_000, 943, True),
+            100_000),
     Release("ml-1m", "MovieLens 1M", "ml-1m", ("ratings.dat", "users.dat", "movies.dat"),
-            "c4d9eecfca2ab87c1945afe126590906", 1_000_209, 6_040, True),
+            "c4d9eecfca2ab87c1945afe126590906", 1_000_209),
     Release("ml-10m", "MovieLens 10M", "ml-10M100K", ("ratings.dat", "movies.dat"),
-            "ce571fd55effeba0271552578f2648bd", 10_000_054, 71_567, False),
+            "ce571fd55effeba0271552578f2648bd", 10_000_054),
     Release("ml-20m", "MovieLens 20M", "ml-20m", ("ratings.csv", "movies.csv"),
-            "cd245b17a1ae2cc31bb14903e1204af3", 20_000_263, 138_493, False),
+            "cd245b17a1ae2cc31bb14903e1204af3", 20_000_263),
     Release("ml-25m", "MovieLens 25M", "ml-25m", ("ratings.csv", "movies.csv"),
-            "6b51fb2759a8657d3bfcbfc42b592ada", 25_000_095, 162_541, False),
+            "6b51fb2759a8657d3bfcbfc42b592ada", 25_000_095),
     Release("ml-32m", "MovieLens 32M", "ml-32m", ("ratings.csv", "movies.csv"),
-            "d472be332d4daa821edc399621853b57", 32_000_204, 200_948, False),
+            "d472be332d4daa821edc399621853b57", 32_000_204),
 )}
 DEFAULT_RELEASE = "ml-100k"
 

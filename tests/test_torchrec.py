@@ -49,9 +49,10 @@ def test_jagged_input_holds_the_real_slots_only(task):
     kjt = jagged(context, model.context_fields, model.context_numbers)
     assert kjt.keys() == [f.name for f in model.context_fields]
     history = kjt["history"]
-    assert history.lengths().tolist() == task.t[ex].tolist()  # one value per movie seen
-    assert torch.allclose(history.weights().view(-1)[:task.t[ex][0]],
-                          torch.full((task.t[ex][0],), 1.0 / task.t[ex][0]))
+    seen = np.minimum(task.t[ex], task.window or task.t[ex])  # the movies in the bag
+    assert history.lengths().tolist() == seen.tolist()  # one value per movie, no padding
+    assert torch.allclose(history.weights().view(-1)[:seen[0]],
+                          torch.full((seen[0],), 1.0 / seen[0]))
     assert kjt["user"].values().tolist() == task.user[ex].tolist()  # indices local to a table
 
 
