@@ -47,6 +47,7 @@ if importlib.util.find_spec("featint") is None:
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -454,6 +455,10 @@ assert len(shards) == 2 and report["score_gap"] < 1e-5
 # sends the whole table's gradient every step, most of it zeros for rows no one looked up.
 # :::
 #
+# %% tags=["remove-cell"]
+shutil.rmtree(runs)  # the runs' checkpoints and reports, read above
+
+# %% [markdown]
 # ## Paper vs. here
 #
 # | | {cite:t}`naumov2019dlrm` | here |
