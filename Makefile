@@ -11,8 +11,8 @@ TORCH ?= torch==2.13.0
 RESULTS ?= featint/records/comparison
 BOOK_FLAGS := --config book/_config.yml --toc book/_toc.yml -W -n --keep-going
 
-.PHONY: setup run bench tune window peers ablation test lint unit fast notebooks book lab \
-	outputs clean
+.PHONY: setup setup-scale run bench scale tune window peers ablation test lint unit fast \
+	notebooks book lab outputs clean
 
 setup: $(VENV)/.ready
 
@@ -23,6 +23,20 @@ $(VENV)/.ready: pyproject.toml
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install "$(TORCH)"
 	$(BIN)/python -m pip install -e ".[dev]"
 	$(BIN)/python -m pip download --quiet --dest $(VENV)/wheelhouse "$(TORCH)" ".[kernel]"
+	touch $@
+
+# TorchRec for chapter 10: the `scale` extra of pyproject.toml (tests/test_packaging.py keeps
+# these pins the same). torchrec's metadata asks for the CUDA build fbgemm-gpu, so torchrec goes
+# in alone with --no-deps, after fbgemm-gpu-cpu and its small requirements; naming the torch
+# that is installed keeps pip from replacing it.
+SCALE_DEPS := fbgemm-gpu-cpu==1.8.0 tensordict torchmetrics==1.0.3 pyre-extensions iopath
+SCALE_NODEPS := torchrec==1.8.0
+setup-scale: $(VENV)/.scale
+
+$(VENV)/.scale: $(VENV)/.ready
+	$(BIN)/python -m pip install $(SCALE_DEPS) \
+		"torch==$$($(BIN)/python -c 'import torch; print(torch.__version__.split("+")[0])')"
+	$(BIN)/python -m pip install --no-deps $(SCALE_NODEPS)
 	touch $@
 
 # All registered models, seeds 0 1 2, the shared budget (featint/config.py) and each model's
@@ -37,6 +51,13 @@ run: setup
 # Quote figures from an idle machine.
 bench: setup
 	$(BIN)/python benchmarks/bench.py $(BENCH_FLAGS)
+
+# Past MovieLens 100K: epoch, full ranking and memory of every model at ML-1M and ML-20M size
+# (synthetic, CPU time), and how they grow with users, movies and history length; writes
+# results/scale/scale.json (about half an hour on 2 cores). `python benchmarks/scale.py
+# --markdown` prints the README's tables from it.
+scale: setup
+	$(BIN)/python benchmarks/scale.py $(SCALE_FLAGS)
 
 # The same tuning budget for every model: each setting of its search space (featint/tuning.py)
 # trained with seed 0 and scored on validation; every trial goes to featint/records/tuning,
@@ -68,8 +89,9 @@ ablation: setup
 	$(BIN)/python benchmarks/ablation.py $(ABLATION_FLAGS)
 
 # Everything, the book built once (by tests/test_book.py, inside `unit`); the optional extras
-# the tests exercise (the peers' smoke test) are installed first.
-test: setup $(VENV)/.peers lint precommit unit notebooks
+# the tests exercise are installed first: the peers (their smoke test) and TorchRec (the
+# two-process test and chapter 10).
+test: setup $(VENV)/.peers setup-scale lint precommit unit notebooks
 
 lint: setup
 	$(BIN)/ruff check .

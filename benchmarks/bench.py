@@ -109,19 +109,31 @@ def model_setup(name: str, setting: str = "before") -> tuple[float, int, int, di
             model_hparams(name, setting=chosen))
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA runs asynchronously: a timer must wait)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def measure_model(name: str, batches: int, data_dir: str | None,
                   train_only: bool = False, setting: str = "before",
-                  profile: bool = False) -> dict[str, float]:
+                  profile: bool = False, device: str = "cpu") -> dict[str, float]:
     """Throughput, ranking time, memory and size of model ``name`` (run in a subprocess,
-    with whatever ``featint`` it imports: today's, or an earlier revision's)."""
+    with whatever ``featint`` it imports: today's, or an earlier revision's), on ``device``
+    (CUDA: timers wait for the device, and the peak of its memory is reported too)."""
     import featint
     import featint.train
     from featint.train import length_bucketed_batches
 
     task = featint.build_task(featint.load_movielens(data_dir))
     base_rss = current_rss_mb()
+    device = torch.device(device)
+    if device.type == "cuda":
+        from featint.config import prepare
+
+        prepare(device)
     lr, batch_size, num_negatives, hparams = model_setup(name, setting)
-    model = build_model(name, task, seed=0, **hparams)
+    model = build_model(name, task, seed=0, **hparams).to(device)
     if hasattr(featint.train, "adam"):  # the optimiser fit uses, where the package has one
         optimizer = featint.train.adam(model, lr)
     else:
@@ -131,13 +143,14 @@ def measure_model(name: str, batches: int, data_dir: str | None,
                                     batch_size, rng)
     warmup = 2
     steps = order[: warmup + batches]
-    labels = torch.zeros(1 + num_negatives)
+    labels = torch.zeros(1 + num_negatives, device=device)
     labels[0] = 1.0
     model.train()
     pairs = 0
     profiler = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU])
     for step, ex in enumerate(steps):
         if step == warmup:
+            synchronize(device)
             start, cpu_start, pairs = time.perf_counter(), time.process_time(), 0
             if profile:
                 profiler.__enter__()
@@ -146,13 +159,14 @@ def measure_model(name: str, batches: int, data_dir: str | None,
         # the ordered prefix too, for a sequence model (an earlier revision has none)
         context = (task.context_for(model, ex) if hasattr(task, "context_for")
                    else task.context(ex))
-        logits = model(context, candidates)
+        logits = model(context.to(device), candidates.to(device))
         loss = torch.nn.functional.binary_cross_entropy_with_logits(
             logits, labels.expand_as(logits))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         pairs += logits.numel()
+    synchronize(device)
     train_seconds = time.perf_counter() - start
     train_cpu = time.process_time() - cpu_start
     if profile:
@@ -167,9 +181,12 @@ def measure_model(name: str, batches: int, data_dir: str | None,
                 "train_examples_per_cpu_s": examples / train_cpu}
     test = task.examples("test")
     start, cpu_start = time.perf_counter(), time.process_time()
-    rank_examples(model, task, test)
+    rank_examples(model, task, test, device=device)
+    synchronize(device)
     rank_seconds = time.perf_counter() - start
     rank_cpu = time.process_time() - cpu_start
+    gpu = ({"gpu_peak_mb": torch.cuda.max_memory_allocated(device) / 2**20}
+           if device.type == "cuda" else {})
     return {
         "model": name,
         "params": count_parameters(model),
@@ -184,23 +201,29 @@ def measure_model(name: str, batches: int, data_dir: str | None,
         "base_rss_mb": base_rss,
         "peak_rss_mb": peak_rss_mb(),
         "threads": torch.get_num_threads(),
+        "device": str(device),
+        **gpu,
     }
 
 
 def run_isolated(name: str, batches: int, data_dir: str | None,
                  package: Path | None = None, setting: str = "before",
-                 extra: tuple[str, ...] = (), ranking: bool = False) -> dict[str, float]:
+                 extra: tuple[str, ...] = (), ranking: bool = False,
+                 device: str = "cpu") -> dict[str, float]:
     """:func:`measure_model` in a fresh Python process; returns its figures. With
     ``package`` (a folder holding an earlier ``featint/``), that code's training throughput
     alone, and its ranking time too with ``ranking``. ``extra``: more flags for the
     subprocess."""
     cmd = [sys.executable, __file__, "--one", name, "--batches", str(batches),
            "--setting", setting, *extra]
+    if device != "cpu":  # an earlier revision's bench has no --device: CPU only
+        cmd += ["--device", device]
     if data_dir:
         cmd += ["--data-dir", data_dir]
     env = dict(os.environ)
-    if package is not None and not ranking:
-        cmd.append("--train-only")
+    if package is not None:
+        if not ranking:
+            cmd.append("--train-only")
         env["PYTHONPATH"] = os.pathsep.join([str(package), env.get("PYTHONPATH", "")])
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if done.returncode != 0:
@@ -321,6 +344,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batches", type=int, default=40,
                         help="timed training steps per model (default 40)")
     parser.add_argument("--data-dir", default=None, help="the ml-100k folder")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="where the models train and rank (default cpu; cuda: "
+                             "throughput and ranking time on a GPU, with its peak memory; "
+                             "the comparison with earlier code is skipped)")
     parser.add_argument("--main", choices=("results", "run", "skip"), default="results",
                         help="main command time: from the results of `make run` (default), "
                              "timed here (long), or left out")
@@ -349,7 +376,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--batches must be at least 1, got {args.batches}")
     if args.one:
         print(json.dumps(measure_model(args.one, args.batches, args.data_dir,
-                                       args.train_only, args.setting, args.profile_one)))
+                                       args.train_only, args.setting, args.profile_one,
+                                       args.device)))
         return 0
 
     names = ordered(args.models.split(",") if args.models else list(MODELS))
@@ -364,14 +392,24 @@ def main(argv: list[str] | None = None) -> int:
         args.data_dir = str(find_data_dir(args.data_dir))
     except DataError as err:
         parser.error(str(err))
+    if args.device == "cuda":
+        if not torch.cuda.is_available():
+            parser.error("--device cuda: CUDA is not available on this machine or torch "
+                         "build; run without --device on a CPU")
+        args.against = "none"  # earlier code trains on the CPU only
 
     print(f"featint benchmarks: {cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__},"
-          f" OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
+          f" OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, "
+          f"{time.strftime('%Y-%m-%d')}")
+    if args.device == "cuda":
+        print(f"device: {torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda}), "
+              f"CUBLAS_WORKSPACE_CONFIG={os.environ.get('CUBLAS_WORKSPACE_CONFIG', 'unset')}")
     print("(figures depend on the machine and its load; quote them from an idle machine)\n")
 
     figures: dict[str, object] = {"models": []}
     head = (f"{'model':<16}{'params':>10}{'train ex/s':>12}{'pairs/s':>10}{'epoch s':>9}"
-            f"{'rank s':>9}{'target':>8}{'':>6}{'base MB':>9}{'peak MB':>9}")
+            f"{'rank s':>9}{'target':>8}{'':>6}{'base MB':>9}{'peak MB':>9}"
+            + (f"{'GPU MB':>9}" if args.device == "cuda" else ""))
     from featint.config import BUDGET
 
     limit = BUDGET.valid_limit
@@ -386,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     before = (None if args.against == "none"
               else earlier_package(args.against, Path(before_dir.name)))
     for name in names:
-        row = run_isolated(name, args.batches, args.data_dir)
+        row = run_isolated(name, args.batches, args.data_dir, device=args.device)
         if before is not None and "error" not in row:
             old = run_isolated(name, args.batches, args.data_dir, before,
                                ranking=args.against_ranking)
@@ -410,7 +448,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{row['train_pairs_per_s']:>10,.0f}{row['epoch_seconds']:>9.1f}"
               f"{row['rank_seconds']:>9.1f}"
               f"{'<= ' + format(target, 'g'):>8}{mark:>6}{row['base_rss_mb']:>9.0f}"
-              f"{row['peak_rss_mb']:>9.0f}")
+              f"{row['peak_rss_mb']:>9.0f}"
+              + (f"{row['gpu_peak_mb']:>9.0f}" if "gpu_peak_mb" in row else ""))
 
     if before is not None:
         print(f"\nTraining throughput against the code of {args.against} (examples per "
@@ -445,7 +484,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'model':<16}{'setting':<40}{'ex/s':>10}")
         for name in changed:
             row = run_isolated(name, args.batches, args.data_dir, setting="chosen",
-                               extra=("--train-only",))
+                               extra=("--train-only",), device=args.device)
             figures.setdefault("chosen", []).append(row)
             text = (f"{row['train_examples_per_s']:>10,.0f}" if "error" not in row
                     else f"  failed: {row['error']}")

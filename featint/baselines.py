@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from featint.cost import check_memory
 from featint.evaluate import HIGHER_IS_BETTER, metrics, rank_examples, subsample
 from featint.task import Features, NextMovieTask
 from featint.tuning import SPACES
@@ -123,6 +124,9 @@ class Markov(nn.Module):
         super().__init__()
         if alpha <= 0:
             raise ValueError(f"alpha must be positive (it weights the back-off), got {alpha}")
+        check_memory(4 * 8 * task.num_items**2, f"Markov's {task.num_items:,} x "
+                     f"{task.num_items:,} transition tables", "leave out the Markov baseline "
+                     "on this release (--no-baselines)")
         self.last = _LastMovie(task)
         counts = torch.from_numpy(task.transitions(period)).double()
         popularity = torch.from_numpy(task.popularity(period)).double()
@@ -149,9 +153,12 @@ class ItemKNN(nn.Module):
 
     The similarity comes from co-occurrence over the users' sets of movies in ``period``
     (:data:`SIMILARITIES`; a movie is not its own neighbour); ``shrink`` pulls similarities
-    built on few users towards zero. The history is read from the context's history bag, so a
-    test example counts the movies its user watched before ``t``, test period included, but
-    the similarities only ever come from ``period``.
+    built on few users towards zero. The history is every movie the user watched before ``t``
+    (the protocol's rung: "the movies watched so far", not protocol v3's window of the
+    history field): the context's ordered prefix, which featint builds for a model that
+    declares a ``sequence_length`` (:meth:`featint.task.NextMovieTask.context_for`), here
+    longer than any user's sequence. A test example counts the movies its user watched before
+    ``t``, test period included, but the similarities only ever come from ``period``.
     """
 
     def __init__(self, task: NextMovieTask, period: str = "train",
@@ -162,6 +169,9 @@ class ItemKNN(nn.Module):
                              f"{list(SIMILARITIES)}")
         if shrink < 0:
             raise ValueError(f"shrink must be at least 0, got {shrink}")
+        check_memory(8 * task.num_items * (task.num_users + 4 * task.num_items),
+                     f"ItemKNN's {task.num_items:,} x {task.num_items:,} similarities",
+                     "leave out the ItemKNN baseline on this release (--no-baselines)")
         watched = task.watched(period).astype(np.float64)  # (num_users, num_items)
         together = watched.T @ watched                     # c: (num_items, num_items)
         n = np.diag(together).copy()
@@ -170,19 +180,17 @@ class ItemKNN(nn.Module):
         sim = np.nan_to_num(sim, nan=0.0, posinf=0.0)  # movies nobody watched: 0 / 0
         np.fill_diagonal(sim, 0.0)
         self.register_buffer("sim", torch.from_numpy(sim))  # row h (history), column m
-        names = [f.name for f in task.schema.context_fields]
-        self.field_number = names.index("history")
-        self.offset = task.schema.field("history").offset
         self.num_items = task.num_items
+        self.sequence_length = int(task.seq_len.max())  # every movie before t
 
     def forward(self, context: Features, items: torch.Tensor) -> torch.Tensor:
-        slots = _slots(context, self.field_number)
-        idx, val = context.idx[:, slots], context.val[:, slots]
-        # the history as a multi-hot row per context (padding -> column num_items, dropped)
-        col = torch.where(val > 0, idx - self.offset, self.num_items)
-        hot = self.sim.new_zeros(len(idx), self.num_items + 1)
-        hot.scatter_(1, col, 1.0)
-        return _scores_for(hot[:, :-1] @ self.sim, items)
+        if context.seq is None:
+            raise ValueError("ItemKNN reads every movie watched before t and this context has "
+                             "none: build it with task.context_for(model, ex)")
+        # the history as a multi-hot row per context (movie index + 1; padding 0 -> dropped)
+        hot = self.sim.new_zeros(len(context.seq), self.num_items + 1)
+        hot.scatter_(1, context.seq, 1.0)
+        return _scores_for(hot[:, 1:] @ self.sim, items)
 
 
 COUNTING = {"popular": Popularity, "markov": Markov, "itemknn": ItemKNN}

@@ -20,6 +20,7 @@ from torch import nn
 from featint.baselines import RandomScores, choose
 from featint.compare import Comparison
 from featint.config import RECORDS, Config, current
+from featint.data import DEFAULT_RELEASE
 from featint.evaluate import HIGHER_IS_BETTER, LABELS, Evaluation, evaluate
 from featint.report import BASELINES, LADDER, evaluation_table
 from featint.task import PROTOCOL, WINDOWS, NextMovieTask
@@ -63,12 +64,14 @@ def results_folder(config: Config | None = None) -> Path:
     return config.results if config.results is not None else COMPARISON
 
 
-def load_comparison(folder: str | Path | None = None) -> tuple[Comparison, str]:
+def load_comparison(folder: str | Path | None = None,
+                    dataset: str = DEFAULT_RELEASE) -> tuple[Comparison, str]:
     """The finished comparison of ``folder`` (default :func:`results_folder`) and a sentence
-    that says where it comes from. It must follow featint's protocol and history window and
-    be a real run: a missing, unfinished, quick-mode or other-protocol record is a
+    that says where it comes from. It must be of ``dataset`` (the chapters' MovieLens 100K
+    unless told otherwise), follow featint's protocol and history window and be a real run:
+    a missing, unfinished, quick-mode, other-release or other-protocol record is a
     :class:`featint.tuning.RecordError` that says how to make the right one (results of
-    another protocol are never mixed with this one's)."""
+    another release or protocol are never mixed with this one's)."""
     folder = Path(folder) if folder is not None else results_folder()
     fix = (f"run `make run` (or `featint compare --out {folder}`), or point FEATINT_RESULTS "
            f"at a finished comparison")
@@ -79,6 +82,10 @@ def load_comparison(folder: str | Path | None = None) -> tuple[Comparison, str]:
     if not found.results["complete"]:
         raise RecordError(f"the comparison in {folder} did not finish. Fix: {fix} "
                           f"(--resume continues it)")
+    if found.dataset != dataset:
+        raise RecordError(
+            f"{folder} holds results of {found.dataset}, not of {dataset}: results of "
+            f"different releases are never compared. Fix: {fix}")
     if found.protocol != PROTOCOL or found.window != WINDOWS[PROTOCOL]:
         raise RecordError(
             f"{folder} holds results of protocol v{found.protocol} (history window "
@@ -91,11 +98,12 @@ def load_comparison(folder: str | Path | None = None) -> tuple[Comparison, str]:
 
 
 def seed_spread(results: dict[str, Evaluation], names: list[str] | tuple[str, ...],
-                metric: str = "hr@10", folder: str | Path | None = None) -> pd.DataFrame:
-    """This chapter's test ``metric`` (seed 0) for each of ``names`` beside the comparison's:
-    its seed-0 value, mean and standard deviation over seeds, and each seed. Prints where the
-    comparison's numbers come from."""
-    comparison, note = load_comparison(folder)
+                metric: str = "hr@10", folder: str | Path | None = None,
+                dataset: str = DEFAULT_RELEASE) -> pd.DataFrame:
+    """This chapter's test ``metric`` (seed 0) for each of ``names`` beside the comparison's
+    (of ``dataset``): its seed-0 value, mean and standard deviation over seeds, and each
+    seed. Prints where the comparison's numbers come from."""
+    comparison, note = load_comparison(folder, dataset)
     print(note)
     rows = {}
     for name in names:

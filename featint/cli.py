@@ -4,7 +4,7 @@
 ``featint leaderboard``  print the leaderboard of a finished comparison
 ``featint tuning``   print each model's tuning trials on record and the setting chosen
 ``featint explain``  a user's top 10 from one model, and the parts that put the first there
-``featint data``     find (or download) and verify MovieLens 100K, print the task's counts
+``featint data``     find (or download) and verify a MovieLens release, print the task's counts
 ``featint cache``    list the trained models kept in the model cache, or prune the stale ones
 
 Argument mistakes end with a one-line message that names the problem and the fix, and exit
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from featint.config import BUDGET, QuickSizes
-from featint.data import ENV_VAR, DataError
+from featint.data import DEFAULT_RELEASE, ENV_VAR, RELEASES, ROOT_VAR, DataError
 from featint.models import MODELS
 from featint.report import BASELINES, ordered
 
@@ -73,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``featint`` and its subcommands."""
     parser = argparse.ArgumentParser(
         prog="featint",
-        description="Feature-interaction models on MovieLens 100K next-movie prediction.",
+        description="Feature-interaction models on MovieLens next-movie prediction (100K, "
+                    "the book's; 1M to 32M with --dataset).",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -111,9 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
                           "FEATINT_QUICK=1)")
     cmp.add_argument("--out", type=Path, default=Path("results"), metavar="DIR",
                      help="output folder (default results)")
+    cmp.add_argument("--dataset", choices=list(RELEASES), default=DEFAULT_RELEASE,
+                     help="the MovieLens release (default ml-100k, the book's; the results "
+                          "name it and are never mixed with another release's)")
     cmp.add_argument("--data-dir", type=Path, default=None, metavar="PATH",
-                     help=f"the ml-100k folder (default: ${ENV_VAR}, then the cache, "
-                          "then a download)")
+                     help=f"the ml-100k folder, or another release's archive or a folder "
+                          f"holding it (default: ${ENV_VAR} for ml-100k, ${ROOT_VAR}, the "
+                          "cache, then a download)")
     cmp.add_argument("--resume", action="store_true",
                      help="reuse the finished runs of an interrupted comparison in --out")
     cmp.add_argument("--no-baselines", action="store_true",
@@ -176,13 +181,17 @@ def build_parser() -> argparse.ArgumentParser:
     why.set_defaults(handler=run_explain, parser=why)
 
     data = commands.add_parser(
-        "data", help="find, download if needed and verify MovieLens 100K",
-        description="Locate MovieLens 100K (--data-dir, then $FEATINT_DATA_DIR, then the "
-                    "cache, then a download), verify every file by sha256 and print the "
-                    "counts of the next-movie task.",
+        "data", help="find, download if needed and verify a MovieLens release",
+        description="Locate a MovieLens release (--data-dir; for ml-100k $FEATINT_DATA_DIR; "
+                    "$FEATINT_DATA_ROOT; the cache; a download), verify it (100K: every "
+                    "file by sha256; the others: the archive by its published md5) and print "
+                    "the counts of the next-movie task.",
     )
+    data.add_argument("--dataset", choices=list(RELEASES), default=DEFAULT_RELEASE,
+                      help="the release (default ml-100k)")
     data.add_argument("--data-dir", type=Path, default=None, metavar="PATH",
-                      help="the ml-100k folder to check")
+                      help="the ml-100k folder to check, or another release's archive or a "
+                           "folder holding it")
     data.add_argument("--no-download", action="store_true",
                       help="fail instead of downloading when no local copy exists")
     data.set_defaults(handler=run_data, parser=data)
@@ -204,11 +213,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _check_data_dir(parser: argparse.ArgumentParser, data_dir: Path | None) -> None:
-    if data_dir is not None and not data_dir.is_dir():
+def _check_data_dir(parser: argparse.ArgumentParser, data_dir: Path | None,
+                    dataset: str = DEFAULT_RELEASE) -> None:
+    if data_dir is None or data_dir.is_dir():
+        return
+    if dataset == DEFAULT_RELEASE:
         parser.error(f"--data-dir {data_dir} does not exist or is not a folder; point it at "
                      f"the unzipped ml-100k folder (u.data, u.item, u.user, u.genre), or leave "
                      f"it out to use ${ENV_VAR}, the cache or a download")
+    if not data_dir.is_file():
+        parser.error(f"--data-dir {data_dir} does not exist; point it at "
+                     f"{RELEASES[dataset].archive} or a folder holding it, or leave it out to "
+                     f"use ${ROOT_VAR}, the cache or a download")
 
 
 def run_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -217,7 +233,7 @@ def run_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     from featint.report import convergence_text, format_leaderboard, hparams_text
     from featint.tuning import RecordError
 
-    _check_data_dir(parser, args.data_dir)
+    _check_data_dir(parser, args.data_dir, args.dataset)
     if args.out.exists() and not args.out.is_dir():
         parser.error(f"--out {args.out} is a file; give a folder for the results")
     if args.device == "cuda":
@@ -239,7 +255,7 @@ def run_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         result = compare(
             args.models, seeds, epochs=args.epochs, embed_dim=args.embed_dim,
             device=args.device, out_dir=args.out, quick=quick, data_dir=args.data_dir,
-            baselines=not args.no_baselines, patience=args.patience,
+            dataset=args.dataset, baselines=not args.no_baselines, patience=args.patience,
             valid_limit=args.valid_limit or None, resume=args.resume,
             progress=not args.quiet, config=config,
         )
@@ -256,7 +272,8 @@ def run_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     if settings["quick"]:
         print(f"QUICK MODE: a smoke test ({QuickSizes(**settings['config']['sizes']).describe()}"
               "), not results to report.")
-    print(f"Leaderboard: next-movie test set ({settings['num_test_examples']:,} examples), "
+    print(f"Leaderboard: next-movie test set of {RELEASES[settings['dataset']].title}, "
+          f"{settings['protocol']} ({settings['num_test_examples']:,} examples), "
           f"mean over seeds {', '.join(map(str, settings['seeds']))}; "
           f"[95% bootstrap interval over test examples]")
     print(format_leaderboard(result.leaderboard()))
@@ -318,13 +335,12 @@ def run_explain(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     the first one's score."""
     import json
 
-    from featint.cache import trained
-    from featint.compare import quick_mode
+    from featint.config import current, use
     from featint.data import load_movielens
-    from featint.evaluate import quick
     from featint.explain import example_of, explain, positions, rank_of, top_movies
     from featint.synthetic import synthetic_movielens
     from featint.task import build_task
+    from featint.training import trained
 
     if not args.synthetic:
         _check_data_dir(parser, args.data_dir)
@@ -343,7 +359,8 @@ def run_explain(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
                      f"{first}..{last} (a position is a rating with one before it); "
                      "or use --last")
     example = example_of(task, args.user, args.position)
-    with quick_mode(args.quick or quick()):
+    quick = args.quick or current().quick
+    with use(quick=quick):
         model, _ = trained(args.model, task, progress=False)
         top, scores = top_movies(model, task, example, args.top)
         target = int(task.target[example])
@@ -372,7 +389,7 @@ def run_explain(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     print(f"{args.model}, user {args.user} at position {t} of {last + 1} ratings "
           f"({report['split']} example); the true next movie: {task.titles[target]} "
           f"(rank {rank:g})")
-    if args.quick or quick() or args.synthetic:
+    if quick or args.synthetic:
         print("(quick mode or synthetic data: a smoke test, not the comparison's model)")
     print(f"\nTop {len(top)} (movies rated before dropped):")
     for row in report["top"]:
@@ -390,22 +407,37 @@ def run_explain(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
 
 
 def run_data(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    """``featint data``: locate, verify and describe the data."""
+    """``featint data``: locate, verify and describe a release."""
+    from featint.cost import MemoryEstimateError
     from featint.data import load_movielens
     from featint.task import build_task
 
-    _check_data_dir(parser, args.data_dir)
+    rel = RELEASES[args.dataset]
+    _check_data_dir(parser, args.data_dir, rel.name)
     try:
-        ml = load_movielens(args.data_dir, download_missing=not args.no_download)
+        ml = load_movielens(args.data_dir, download_missing=not args.no_download,
+                            release=rel.name)
     except DataError as err:
         parser.error(str(err))
-    task = build_task(ml)
+    how = ("every file matches the official sha256" if rel.name == DEFAULT_RELEASE else
+           "its archive matched the published md5 and every file its manifest")
+    print(f"{rel.title} at {ml.source}: {how}.")
+    print(f"{len(ml.ratings):,} ratings, {len(ml.users):,} users, {len(ml.items):,} movies "
+          f"rated, {len(ml.genres)} genres; user fields: "
+          f"{', '.join(ml.demographics) or 'none'}.")
+    if len(ml.ratings) != rel.ratings:
+        print(f"The release's README announces {rel.ratings:,} ratings: this copy differs.")
+        return 1
+    try:
+        task = build_task(ml)
+    except MemoryEstimateError as err:
+        print(f"The tables load, but the next-movie task does not fit here: {err}")
+        return 1
     counts = task.counts()
-    print(f"MovieLens 100K at {ml.source}: every file matches the official sha256.")
-    print(f"{len(ml.ratings):,} ratings, {len(ml.users):,} users, {len(ml.items):,} movies, "
-          f"{len(ml.genres)} genres.")
     print(f"Next-movie task (protocol v{task.protocol}, book/protocol.md): "
           + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+    if rel.name != DEFAULT_RELEASE:
+        return 0
     if counts == PROTOCOL_COUNTS:
         print(f"The counts match protocol v{task.protocol}.")
     else:

@@ -49,6 +49,7 @@ from tqdm import tqdm
 import featint
 from featint.baselines import COUNTING, RandomScores
 from featint.config import Budget, Config, current, environment_snapshot, resolve_device, use
+from featint.data import DEFAULT_RELEASE, release_of
 from featint.evaluate import (
     MEAN_METRICS,
     METRICS,
@@ -251,6 +252,12 @@ class Comparison:
         return int(self.results["settings"]["protocol"].rsplit("v", 1)[1])
 
     @property
+    def dataset(self) -> str:
+        """The MovieLens release the results were computed on (records written before
+        featint knew other releases hold MovieLens 100K's)."""
+        return self.results["settings"].get("dataset", DEFAULT_RELEASE)
+
+    @property
     def window(self) -> int | None:
         """The history window of the task the results were computed on."""
         return self.results["data"].get("window")
@@ -329,8 +336,8 @@ def _previous_runs(out_dir: Path, settings: dict[str, Any]) -> list[dict[str, An
     if not path.exists():
         return []
     old = json.loads(path.read_text(encoding="utf-8"))
-    keys = ("protocol", "budget", "config", "num_test_examples")
-    old_settings = old.get("settings", {})
+    keys = ("dataset", "protocol", "budget", "config", "num_test_examples")
+    old_settings = {"dataset": DEFAULT_RELEASE, **old.get("settings", {})}
     different = [k for k in keys if old_settings.get(k) != settings.get(k)]
     before = old_settings.get("settings", {})
     different += [f"the setting of {n}" for n, s in settings["settings"].items()
@@ -353,6 +360,7 @@ def compare(
     quick: bool | None = None,
     *,
     data_dir: str | Path | None = None,
+    dataset: str = DEFAULT_RELEASE,
     task: NextMovieTask | None = None,
     baselines: bool = True,
     settings: dict[str, dict[str, Any]] | None = None,
@@ -370,12 +378,15 @@ def compare(
     budget; ``quick``, ``device``, ``epochs``, ``embed_dim``, ``patience`` and ``valid_limit``
     (the validation examples early stopping ranks, None: all) change them for this run, and
     ``results.json`` records the configuration that ran. ``task`` replaces loading MovieLens
-    from ``data_dir`` (tests pass a synthetic task). ``settings`` maps a model name to its
-    setting (default: the tuned one, :func:`featint.training.setting_of`); they are recorded.
+    from ``data_dir``; ``dataset`` names the MovieLens release to load (default 100K, the
+    book's; results name their release and are never mixed with another's). ``settings``
+    maps a model name to its setting (default: the tuned one,
+    :func:`featint.training.setting_of`); they are recorded.
     ``resume`` reuses the finished runs of a compatible earlier comparison in ``out_dir``.
 
     ``results.json`` holds: ``format``; ``complete`` (false while running); ``settings``
-    (models, seeds, budget, budget text, the configuration, quick, device, protocol, test
+    (models, seeds, budget, budget text, the configuration, quick, device, dataset (the
+    MovieLens release), protocol, test
     example count, interval method, per-model settings); ``machine`` (:func:`machine_info`);
     ``data`` (source, counts, history window); ``runs``: one record per (model, seed) with
     ``model``, ``seed``, ``kind`` (``model``/``baseline``), ``setting``, ``hparams``,
@@ -415,8 +426,11 @@ def compare(
     with use(config):
         source = "a task given to compare()"
         if task is None:  # the folder is not recorded: results are committed, paths are local
-            source = "MovieLens 100K, every file sha256-verified against the official release"
-            task = featint.build_task(featint.load_movielens(data_dir or config.data_dir))
+            source = (f"{release_of(dataset).title}, "
+                      + ("every file sha256-verified against the official release"
+                         if dataset == DEFAULT_RELEASE else
+                         "its archive md5-verified against the published one"))
+            task = featint.build_task(featint.load_movielens(data_dir, release=dataset))
         examples = test_examples(task, config)
         record = {
             "models": names,
@@ -427,6 +441,7 @@ def compare(
             "settings": settings,
             "quick": config.quick,
             "device": str(device),
+            "dataset": task.dataset,
             "protocol": f"next-movie v{task.protocol}",
             "num_test_examples": int(len(examples)),
             "interval_method": INTERVAL_METHOD,

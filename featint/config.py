@@ -31,6 +31,9 @@ RECORDS = Path(__file__).resolve().parent / "records"
 ENVIRONMENT: dict[str, str] = {
     "FEATINT_DATA_DIR": "the `ml-100k` folder to read (checked by sha256); unset: the user "
                         "cache, then a download",
+    "FEATINT_DATA_ROOT": "a folder of MovieLens releases as GroupLens ships them (`ml-1m.zip`, "
+                         "`ml-20m.zip`, ...; each checked by its published md5), searched "
+                         "before the user cache",
     "FEATINT_QUICK": "`1`: quick mode, a smoke test in seconds (the sizes of "
                      "`featint.config.QuickSizes`); the tests set it",
     "FEATINT_DEVICE": "`auto` (the default: CUDA when available, else the CPU), `cpu` or "
@@ -40,12 +43,19 @@ ENVIRONMENT: dict[str, str] = {
                            "cache)",
     "FEATINT_RESULTS": "a comparison folder written by `featint compare` for the chapters to "
                        "read instead of the record shipped with featint",
+    "CUBLAS_WORKSPACE_CONFIG": "read, never set: on CUDA, cuBLAS is deterministic only when "
+                               "it is `:4096:8` (or `:16:8`) before Python starts; featint "
+                               "warns when it is missing",
     "XDG_CACHE_HOME": "the root of the user cache (default `~/.cache`); featint uses "
                       "`featint/` inside it",
+    "LOCAL_RANK": "set by `torchrun`, never by hand: which GPU a process of the TorchRec "
+                  "script takes (`featint/torchrec_dlrm.py`, chapter 10)",
 }
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("", "0", "false", "no", "off")
 DEVICES = ("cpu", "cuda", "auto")
+#: The values of ``CUBLAS_WORKSPACE_CONFIG`` under which cuBLAS is deterministic (CUDA >= 10.2).
+CUBLAS_DETERMINISTIC = (":4096:8", ":16:8")
 
 
 def environment_table() -> str:
@@ -115,9 +125,12 @@ class Config:
     device: str = "auto"
     threads: int | None = None
     data_dir: Path | None = None
+    data_root: Path | None = None
     cache_root: Path = field(default_factory=lambda: Path.home() / ".cache" / "featint")
     model_cache: Path | None = None
     results: Path | None = None
+    cublas_workspace: str | None = None
+    local_rank: int = 0
 
     @property
     def models_folder(self) -> Path:
@@ -131,8 +144,9 @@ class Config:
     def record(self) -> dict[str, Any]:
         """The configuration as JSON-able values (``results.json`` stores what ran)."""
         out = asdict(self)
-        for key in ("data_dir", "cache_root", "model_cache", "results"):
-            out.pop(key)  # machine paths: not part of what was computed
+        for key in ("data_dir", "data_root", "cache_root", "model_cache", "results",
+                    "cublas_workspace", "local_rank"):
+            out.pop(key)  # machine paths and process details: not part of what was computed
         return out
 
 
@@ -169,11 +183,15 @@ def from_env(environ: Mapping[str, str] | None = None, **overrides: Any) -> Conf
         threads=threads,
         data_dir=Path(env["FEATINT_DATA_DIR"]).expanduser() if env.get("FEATINT_DATA_DIR")
         else None,
+        data_root=Path(env["FEATINT_DATA_ROOT"]).expanduser()
+        if env.get("FEATINT_DATA_ROOT") else None,
         cache_root=Path(root) / "featint",
         model_cache=Path(env["FEATINT_MODEL_CACHE"]).expanduser()
         if env.get("FEATINT_MODEL_CACHE") else None,
         results=Path(env["FEATINT_RESULTS"]).expanduser() if env.get("FEATINT_RESULTS")
         else None,
+        cublas_workspace=env.get("CUBLAS_WORKSPACE_CONFIG") or None,
+        local_rank=int(env.get("LOCAL_RANK") or 0),
     )
     values.update(overrides)
     return Config(**values)
@@ -211,6 +229,28 @@ def resolve_device(device: str | torch.device) -> torch.device:
         raise ValueError("device cuda was asked for but CUDA is not available here; use "
                          "device cpu or auto (FEATINT_DEVICE, --device)")
     return resolved
+
+
+def prepare(device: str | torch.device, config: Config | None = None) -> None:
+    """Set torch up for work on ``device``. On CUDA: torch's deterministic algorithms
+    (``warn_only``: an operation without a deterministic CUDA kernel warns instead of
+    failing; ``index_add``, ``scatter_add_`` and the backward of ``index_select``, which
+    featint's layers use, have one) and no cuDNN autotuning; a warning when
+    ``CUBLAS_WORKSPACE_CONFIG`` (``config``'s, default :func:`current`) does not make cuBLAS
+    deterministic, since it must be set before the process starts. On CPU nothing changes:
+    featint's CPU kernels give the same numbers run after run."""
+    if torch.device(device).type != "cuda":
+        return
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+    workspace = (config or current()).cublas_workspace
+    if workspace not in CUBLAS_DETERMINISTIC:
+        import warnings
+
+        warnings.warn(f"CUBLAS_WORKSPACE_CONFIG is {workspace!r}: cuBLAS matrix products on "
+                      f"CUDA are not deterministic, so reruns differ in the last bits. Start "
+                      f"Python with CUBLAS_WORKSPACE_CONFIG={CUBLAS_DETERMINISTIC[0]}",
+                      stacklevel=2)
 
 
 def environment_snapshot(environ: Mapping[str, str] | None = None) -> dict[str, str | None]:

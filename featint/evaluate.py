@@ -9,6 +9,7 @@ so a model that scores everything alike gets the rank random guessing would get 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,9 +17,13 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from featint.config import Config, current
+from featint.config import Config, current, prepare
+from featint.cost import ANNOUNCE_SECONDS, announce, duration
 from featint.task import NextMovieTask
 
+#: Scores held at once when ranking: ``batch x num_items`` stays under this many, so that
+#: the catalogues of the large releases (tens of thousands of movies) rank in bounded memory.
+RANK_ELEMENTS = 2**21
 METRICS = ("mean_rank", "median_rank", "mrr", "hr@10", "ndcg@10")
 #: How each metric is written in tables and on axes.
 LABELS = {"mean_rank": "mean rank", "median_rank": "median rank", "mrr": "MRR",
@@ -119,38 +124,68 @@ def subsample(examples: np.ndarray, limit: int | None) -> np.ndarray:
     return examples[np.linspace(0, len(examples) - 1, limit).round().astype(np.int64)]
 
 
+def device_of(model: nn.Module) -> torch.device:
+    """Where ``model`` lives: the device of its first parameter or buffer (CPU for a model
+    with neither)."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
 @torch.no_grad()
 def rank_examples(
     model: nn.Module, task: NextMovieTask, examples: np.ndarray, batch_size: int = 512,
-    device: str | torch.device = "cpu", progress: bool = False,
+    device: str | torch.device | None = None, progress: bool = False,
 ) -> np.ndarray:
-    """Filtered rank of the target of each example: one batched call scores all movies."""
+    """Filtered rank of the target of each example: one batched call scores all movies, on
+    ``device`` (default: where the model lives, :func:`device_of`; a model that lives
+    elsewhere is moved there for the ranking and back afterwards).
+
+    At most ``batch_size`` contexts a batch, fewer where the catalogue is large (the scores
+    of a batch stay under :data:`RANK_ELEMENTS` numbers). The batch of the longest histories
+    goes first and is timed; where the whole ranking would take long (at least
+    :data:`featint.cost.ANNOUNCE_SECONDS` with ``progress``, ten times that without), its
+    estimate is announced before the rest runs.
+    """
+    home = device_of(model)
+    device = home if device is None else torch.device(device)
+    prepare(device)
     was_training = model.training
-    model.eval()
+    model.to(device).eval()
     all_items = torch.arange(task.num_items, device=device)
+    batch_size = max(1, min(batch_size, RANK_ELEMENTS // task.num_items))
     # Batches of similar history length pad less; ranks are put back in the given order.
     by_length = np.argsort(task.t[examples], kind="stable")
+    starts = list(range(0, len(examples), batch_size))
     ranks = np.empty(len(examples))
     try:
-        for start in tqdm(range(0, len(examples), batch_size), desc="ranking", leave=False,
-                          disable=not progress, mininterval=1.0):
+        for n, start in enumerate(tqdm(starts[::-1], desc="ranking", leave=False,
+                                       disable=not progress, mininterval=1.0)):
+            began = time.perf_counter()
             rows = by_length[start:start + batch_size]
             ex = examples[rows]
             scores = model(task.context_for(model, ex).to(device), all_items).float()
             target = torch.from_numpy(task.target[ex]).to(device)
             seen = task.seen_before(ex).to(device)
             ranks[rows] = rank_of_target(scores, target, seen).cpu().numpy()
+            if n == 0 and len(starts) > 1:  # per context, the longest histories cost most
+                estimate = (time.perf_counter() - began) / len(rows) * len(examples)
+                if estimate >= ANNOUNCE_SECONDS * (1 if progress else 10):
+                    announce(f"ranking {len(examples):,} contexts against {task.num_items:,} "
+                             f"movies: at most about {duration(estimate)}, from the "
+                             f"{len(rows)} contexts of the longest histories")
     finally:
-        model.train(was_training)
+        model.to(home).train(was_training)
     return ranks
 
 
 def evaluate(
     model: nn.Module, task: NextMovieTask, split: str = "test", limit: int | None = None,
-    batch_size: int = 512, device: str | torch.device = "cpu", progress: bool = True,
+    batch_size: int = 512, device: str | torch.device | None = None, progress: bool = True,
     bootstrap_samples: int = 1000, config: Config | None = None,
 ) -> Evaluation:
-    """Rank every example of ``split`` against all movies and summarise.
+    """Rank every example of ``split`` against all movies and summarise (on ``device``,
+    default: where the model lives).
 
     ``limit`` caps the number of examples (evenly spread); in quick mode (``config``, default
     :func:`featint.config.current`) it defaults to the quick test size.

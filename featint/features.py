@@ -21,6 +21,8 @@ import torch
 
 AGE_EDGES = [18, 25, 35, 45, 50, 56]  # the MovieLens-1M age groups
 YEAR_EDGES = [1940, 1950, 1960, 1970, 1980, 1985, 1990, 1993, 1995, 1996, 1997, 1998]
+#: More year edges for the releases with movies after 1998 (each used up to the latest year).
+LATER_YEAR_EDGES = [2000, 2005, 2010, 2015, 2020]
 GAP_EDGES = [1, 60, 3600, 86400, 7 * 86400, 30 * 86400]  # seconds since the previous rating
 
 
@@ -163,26 +165,20 @@ def build_features(
                               3.0)
 
     users = ml.users.loc[user_ids]
-    zip_first = users["zip"].str[0]
-    zip_code = np.where(zip_first.str.isdigit(), zip_first, "x")
-    zip_vocab = sorted(set(zip_code))
-    occ_vocab = sorted(users["occupation"].unique())
     when = pd.to_datetime(ts[cur], unit="s")
     ex_user = u[cur]
+    levels = rating_levels(r)
 
     fb = FieldBuilder()
+    demographics = demographic_fields(users, ex_user)  # those the release has (100K and 1M)
     categorical = {  # name -> (vocabulary size, value per example)
         "user": (num_users, ex_user),
-        "age": (len(AGE_EDGES) + 1, bucket(users["age"].to_numpy(), AGE_EDGES)[ex_user]),
-        "gender": (2, (users["gender"].to_numpy() == "F").astype(np.int64)[ex_user]),
-        "occupation": (len(occ_vocab),
-                       np.searchsorted(occ_vocab, users["occupation"].to_numpy())[ex_user]),
-        "zip": (len(zip_vocab), np.searchsorted(zip_vocab, zip_code)[ex_user]),
+        **{name: (len(names), value) for name, (names, value) in demographics.items()},
         "hour": (24, when.hour.to_numpy()),
         "weekday": (7, when.day_of_week.to_numpy()),
         "gap": (len(GAP_EDGES) + 1, bucket(ts[cur] - ts[prev], GAP_EDGES)),
         "last_movie": (num_items, i[prev]),
-        "last_rating": (5, r[prev].astype(np.int64) - 1),
+        "last_rating": (len(levels), np.searchsorted(levels, r[prev])),
     }
     ctx_idx, ctx_val, ctx_field = [], [], []
     for number, (name, (size, value)) in enumerate(categorical.items()):
@@ -208,10 +204,10 @@ def build_features(
     # Item side: movie id, genres (a bag weighted 1/number of genres), release-year bucket.
     movie = fb.add("movie", "item", "categorical", num_items)
     genre = fb.add("genre", "item", "bag", len(ml.genres))
-    year = fb.add("year", "item", "categorical", len(YEAR_EDGES) + 2)
-    released = ml.items.loc[item_ids, "release_date"].dt.year.to_numpy()
-    year_bucket = np.where(np.isnan(released), 0, 1 + bucket(np.nan_to_num(released),
-                                                              YEAR_EDGES))
+    released = release_years(ml.items.loc[item_ids])
+    edges = year_edges(released)
+    year = fb.add("year", "item", "categorical", len(edges) + 2)
+    year_bucket = np.where(np.isnan(released), 0, 1 + bucket(np.nan_to_num(released), edges))
     width = max(int(genre_flags.sum(1).max()), 1)
     order = np.argsort(-genre_flags, axis=1, kind="stable")[:, :width]
     has = np.take_along_axis(genre_flags, order, axis=1) > 0
@@ -224,12 +220,11 @@ def build_features(
     item_val = np.concatenate([np.ones((num_items, 1)), has / n_genres,
                                np.ones((num_items, 1))], axis=1)
     item_field = np.array([0] + [1] * width + [2])
-    vocabularies = {"genre": list(ml.genres), "occupation": list(occ_vocab),
-                    "zip": list(zip_vocab), "age": bucket_names(AGE_EDGES),
-                    "year": ["unknown"] + bucket_names(YEAR_EDGES),
-                    "gap": bucket_names(GAP_EDGES), "gender": ["M", "F"],
-                    "last_rating": ["1", "2", "3", "4", "5"],
-                    "weekday": ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]}
+    vocabularies = {  # the display names of the features of the fields that have them
+        "genre": list(ml.genres), **{name: names for name, (names, _) in demographics.items()},
+        "year": ["unknown"] + bucket_names(edges), "gap": bucket_names(GAP_EDGES),
+        "last_rating": [f"{v:g}" for v in levels],
+        "weekday": ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]}
     return FeatureArrays(
         schema=Schema(tuple(fb.fields), fb.next_offset), vocabularies=vocabularies,
         ctx_idx=np.concatenate(ctx_idx, axis=1).astype(np.int64),
@@ -239,6 +234,54 @@ def build_features(
         item_idx=item_idx.astype(np.int64), item_val=item_val.astype(np.float32),
         item_field=item_field.astype(np.int64),
     )
+
+
+def demographic_fields(users: pd.DataFrame,
+                       ex_user: np.ndarray) -> dict[str, tuple[list[str], np.ndarray]]:
+    """The user fields a release has, as ``name -> (the name of each feature, value per
+    example)``: age (bucketed), gender, occupation, zip (first digit), each where ``users``
+    (one row per user index) has the column. Releases after 1M have none: the fields are
+    absent, not constant."""
+    out: dict[str, tuple[list[str], np.ndarray]] = {}
+    if "age" in users:
+        out["age"] = (bucket_names(AGE_EDGES),
+                      bucket(users["age"].to_numpy(), AGE_EDGES)[ex_user])
+    if "gender" in users:
+        out["gender"] = (["M", "F"],
+                         (users["gender"].to_numpy() == "F").astype(np.int64)[ex_user])
+    if "occupation" in users:
+        occ_vocab = sorted(users["occupation"].unique())
+        out["occupation"] = (list(occ_vocab), np.searchsorted(
+            occ_vocab, users["occupation"].to_numpy())[ex_user])
+    if "zip" in users:
+        zip_first = users["zip"].str[0]
+        zip_code = np.where(zip_first.str.isdigit(), zip_first, "x")
+        zip_vocab = sorted(set(zip_code))
+        out["zip"] = (list(zip_vocab), np.searchsorted(zip_vocab, zip_code)[ex_user])
+    return out
+
+
+def rating_levels(r: np.ndarray) -> np.ndarray:
+    """The rating scale: 1 to 5 stars, or 0.5 to 5 in half stars where a rating is not whole
+    (10M and later), one feature per level of the ``last_rating`` field."""
+    if np.all(r == np.round(r)):
+        return np.arange(1.0, 6.0)
+    return np.arange(1, 11) / 2.0
+
+
+def release_years(items: pd.DataFrame) -> np.ndarray:
+    """Each movie's release year as a float (NaN: unknown): the ``year`` column, or the year
+    of ``release_date`` for tables that have only that."""
+    if "year" in items:
+        return items["year"].to_numpy(dtype=np.float64)
+    return items["release_date"].dt.year.to_numpy(dtype=np.float64)
+
+
+def year_edges(years: np.ndarray) -> list[int]:
+    """The release-year buckets' edges: :data:`YEAR_EDGES`, then those of
+    :data:`LATER_YEAR_EDGES` that the latest movie reaches (none for MovieLens 100K)."""
+    latest = np.nanmax(years) if np.isfinite(years).any() else YEAR_EDGES[-1]
+    return YEAR_EDGES + [e for e in LATER_YEAR_EDGES if e <= latest]
 
 
 def history_slots(

@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 from numpy.typing import ArrayLike
 
+from featint.cost import check_memory, task_bytes
 from featint.data import MovieLens
 from featint.features import (  # noqa: F401 (re-exported)
     AGE_EDGES,
@@ -85,8 +86,11 @@ class NextMovieTask:
 
     Build it with :func:`build_task`. Example ``e`` is user ``user[e]`` at position ``t[e]``
     of their sequence with target movie ``target[e]`` (0-based movie index) and split code
-    ``split[e]`` (:data:`FIT`, :data:`VALID` or :data:`TEST`).
+    ``split[e]`` (:data:`FIT`, :data:`VALID` or :data:`TEST`). ``dataset`` names the release
+    the task was built from (``"ml-100k"``, ``"ml-1m"``, ... or ``"synthetic"``).
     """
+
+    dataset: str = "ml-100k"
 
     def __init__(self, **arrays: object) -> None:
         self.__dict__.update(arrays)
@@ -258,6 +262,11 @@ def build_task(ml: MovieLens, protocol: int = PROTOCOL, window: int | None | str
     if window is not None and (not isinstance(window, int | np.integer) or window < 1):
         raise ValueError(f"window must be a whole number of at least 1, or None (every "
                          f"movie so far), got {window!r}")
+    check_memory(task_bytes(len(ml.ratings), len(ml.users), len(ml.items), len(ml.genres)),
+                 f"the next-movie task of {ml.release} ({len(ml.ratings):,} ratings, "
+                 f"{len(ml.users):,} users, {len(ml.items):,} movies)",
+                 "use a machine with more memory, or a smaller release (a subsample of "
+                 "users: featint.synthetic.scaled_movielens shows how cost grows)")
     ratings = sequence_order(ml.ratings, protocol)
     user_ids = np.sort(ml.users.index.to_numpy())
     item_ids = np.sort(ml.items.index.to_numpy())
@@ -280,7 +289,7 @@ def build_task(ml: MovieLens, protocol: int = PROTOCOL, window: int | None | str
     features = build_features(ml, user_ids, item_ids, u, i, r, ts, seq_start[u], cur,
                               history_all)
     return NextMovieTask(
-        protocol=protocol, window=None if window is None else int(window),
+        dataset=ml.release, protocol=protocol, window=None if window is None else int(window),
         schema=features.schema, user=ex_user, t=ex_t, target=ex_target, split=split,
         ctx_idx=features.ctx_idx, ctx_val=features.ctx_val, ctx_field=features.ctx_field,
         history_fields=features.history_fields,

@@ -27,8 +27,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from featint.config import BUDGET, Config, current
-from featint.evaluate import HIGHER_IS_BETTER, metrics, rank_examples, subsample
+from featint.config import BUDGET, Config, current, prepare
+from featint.cost import ANNOUNCE_SECONDS, announce, duration
+from featint.evaluate import HIGHER_IS_BETTER, device_of, metrics, rank_examples, subsample
 from featint.layers import FeaturesEmbedding
 from featint.task import Features, NextMovieTask
 
@@ -131,6 +132,15 @@ def length_bucketed_batches(
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
+def _announce_epoch(seconds: float, steps: int, total: int, verbose: bool) -> None:
+    """Announce an epoch's time, extrapolated from its first ``steps`` steps, where it is long
+    (:data:`featint.cost.ANNOUNCE_SECONDS`; ten times that when not ``verbose``)."""
+    estimate = seconds / steps * total
+    if estimate >= ANNOUNCE_SECONDS * (1 if verbose else 10):
+        announce(f"one epoch of {total:,} batches: about {duration(estimate)} (from its first "
+                 f"{steps}), then the validation ranking")
+
+
 def fit(
     model: nn.Module,
     task: NextMovieTask,
@@ -159,7 +169,9 @@ def fit(
     ranked after each epoch (the same evenly spread subsample every epoch; None: all 8,289).
     The defaults are the comparison's budget (:data:`featint.config.BUDGET`). In quick mode
     (``config``, default :func:`featint.config.current`) its sizes cap the epochs, the fit
-    examples and the validation examples. ``device`` defaults to the configuration's.
+    examples and the validation examples. ``device`` (default: the configuration's) is
+    where the model trains; it is returned where it was (a chapter's model trained on a GPU
+    comes back to the CPU, where the chapter inspects it).
     ``seed`` fixes the shuffling, the negatives and dropout. A model with a ``penalty()``
     method has it added to every batch's loss (``weight_decay`` is Adam's L2 on every
     parameter).
@@ -201,6 +213,8 @@ def fit(
         max_examples = min(max_examples or sizes.fit_examples, sizes.fit_examples)
         valid_limit = min(valid_limit or sizes.valid_examples, sizes.valid_examples)
     device = torch.device(device) if device is not None else config.torch_device()
+    prepare(device, config)
+    home = device_of(model)  # where the model goes back to when trained
     if config.threads:
         torch.set_num_threads(config.threads)
     model.to(device)
@@ -227,7 +241,10 @@ def fit(
         bar = tqdm(batches, desc=f"epoch {epoch}/{epochs}", leave=False,
                    disable=not progress, mininterval=1.0)
         epoch_start = time.perf_counter()
-        for ex in bar:
+        for step, ex in enumerate(bar):
+            if epoch == 1 and step == 3:  # after a warm-up: what an epoch will take
+                _announce_epoch(time.perf_counter() - epoch_start, step, len(batches),
+                                verbose or progress)
             context = task.context_for(model, ex)
             if loss == "bce":
                 negatives = task.sample_negatives(ex, num_negatives, rng)
@@ -273,5 +290,5 @@ def fit(
     history.seconds = time.perf_counter() - start
     if best_state is not None:
         model.load_state_dict(best_state)
-    model.eval()
+    model.to(home).eval()
     return history

@@ -211,8 +211,9 @@ def trained(
     """Model ``name`` trained on ``task`` with ``seed`` under ``budget`` (default: the
     configuration's) with ``setting`` (default: its tuned setting, :func:`setting_of`): read
     from the model cache in ``folder`` (default: the configuration's) when it holds it, else
-    trained now and stored there with its key. Returns the model in eval mode on ``device``
-    (default: the configuration's) and its training history."""
+    trained now on ``device`` (default: the configuration's) and stored there with its key.
+    Returns the model in eval mode on the CPU, where chapters inspect it (``.to(device)``
+    to rank on a GPU, as the comparison does), and its training history."""
     config = config or current()
     budget = budget or config.budget
     setting = setting_of(name) if setting is None else dict(setting)
@@ -222,8 +223,8 @@ def trained(
     stem = f"{name}-seed{seed}-{digest_of(key)}"
     path = folder / f"{stem}.pt"
     if path.exists():
-        stored = torch.load(path, map_location=device, weights_only=True)
-        model = build_model(name, task, seed=seed, **key["hparams"]).to(device)
+        stored = torch.load(path, map_location="cpu", weights_only=True)
+        model = build_model(name, task, seed=seed, **key["hparams"])
         model.load_state_dict(stored["state"])
         if progress:
             print(f"{name} seed {seed}: trained weights read from the model cache")

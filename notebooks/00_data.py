@@ -55,6 +55,7 @@ from featint.cache import trained
 from featint.chapter import plot_results, results_table
 from featint.data import REQUIRED_FILES, official_sha256
 from featint.evaluate import Evaluation, bootstrap, evaluate, metrics, quick
+from featint.synthetic import scaled_movielens
 from featint.task import AGE_EDGES, GAP_EDGES, sequence_order
 
 pd.set_option("display.max_colwidth", 60)
@@ -724,6 +725,39 @@ display(Markdown(
     f"{ladder['itemknn'].metrics['hr@10']:.3f}, against "
     f"{pop.metrics['hr@10']:.3f} for most popular. Every model of the following "
     "chapters is judged against this ladder."))
+
+# %% [markdown]
+# ## Other MovieLens releases
+#
+# MovieLens 100K is the smallest of the releases GroupLens publishes; 1M, 10M, 20M, 25M and
+# 32M have up to 320 times as many ratings. The task carries over unchanged (the same sort,
+# tie key, examples, split, negatives and full ranking; the [protocol](../book/protocol.md)
+# says how), and `load_movielens(release="ml-1m")` reads any of them into the same three
+# tables, each release checked by the md5 GroupLens publishes for its archive. What changes is
+# which features exist: 1M still has a users table (its age is already in the seven groups
+# featint uses here), but from 10M on there is none, ratings come in half stars, genres
+# arrive as a `|`-separated string (some movies have none) and the year only inside the
+# title. A field a release lacks is **absent** from the schema, not a constant. featint's
+# generator of MovieLens-shaped data (`featint.synthetic.scaled_movielens`) can take the shape
+# of those releases; its fields beside MovieLens 100K's:
+
+# %%
+later = build_task(scaled_movielens(300, 400, 300 * 40, demographics=False,
+                                    half_stars=True, seed=0))
+fields = pd.DataFrame({
+    "MovieLens 100K": {f.name: f.size for f in task.schema.fields},
+    "shaped like 10M to 32M": {f.name: f.size for f in later.schema.fields},
+}).fillna(0).astype(int).replace(0, "absent")
+demographics = ["age", "gender", "occupation", "zip"]
+assert not set(demographics) & {f.name for f in later.schema.fields}
+assert later.schema.field("last_rating").size == 10  # half stars: ten levels
+display(fields)
+
+# %% [markdown]
+# Results of different releases are never compared: every comparison records its release
+# beside the protocol version. The larger releases also change what a step costs (the
+# README's section *Past MovieLens 100K* measures it): featint estimates the memory of a task
+# before building it, and ranks tens of thousands of movies in bounded batches.
 
 # %% [markdown]
 # ## Summary

@@ -213,7 +213,7 @@ def test_itemknn_by_hand(synthetic_task, similarity, period, shrink):
     model = ItemKNN(task, period, similarity, shrink)
     np.testing.assert_allclose(model.sim.numpy(), sim, rtol=1e-12, atol=0)
     ex = some_examples(task)
-    scores = model(task.context(ex), torch.arange(task.num_items)).numpy()
+    scores = model(task.context_for(model, ex), torch.arange(task.num_items)).numpy()
     for row, e in enumerate(ex):
         history = sequence(task, task.user[e])[:task.t[e]]
         want = [sum(sim[h, m] for h in history) for m in range(task.num_items)]

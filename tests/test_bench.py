@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import torch
 from helpers import load_script
 
 pytestmark = pytest.mark.slow  # measures real training steps in subprocesses
@@ -79,3 +80,34 @@ def test_profile_and_chosen_setting(bench, ml, monkeypatch):
     assert "Self CPU" in row["profile"] and row["train_examples_per_s"] > 0
     row = bench.measure_model("fm", 1, None, train_only=True, setting="chosen")
     assert row["train_examples_per_s"] > 0
+
+
+def test_device_flag_reaches_the_measuring_subprocess(bench, monkeypatch):
+    """`make bench BENCH_FLAGS="--device cuda"`: every model's subprocess measures on the
+    device asked for (the earlier code, CPU only, is never given the flag)."""
+    calls = []
+
+    class Done:
+        returncode, stdout, stderr = 0, json.dumps({"model": "fm"}), ""
+
+    monkeypatch.setattr(bench.subprocess, "run", lambda cmd, **kw: calls.append(cmd) or Done)
+    bench.run_isolated("fm", 3, None, device="cuda")
+    bench.run_isolated("fm", 3, None, package=Path("/elsewhere"))
+    assert calls[0][-2:] == ["--device", "cuda"] and "--device" not in calls[1]
+
+
+def test_device_cuda_without_cuda_is_a_clear_error(bench, ml, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    with pytest.raises(SystemExit) as exit_:
+        bench.main(["--device", "cuda", "--models", "linear", "--main", "skip"])
+    assert exit_.value.code == 2
+    assert "CUDA is not available" in capsys.readouterr().err
+
+
+def test_measure_model_names_its_device(bench, ml, monkeypatch):
+    monkeypatch.setenv("FEATINT_QUICK", "1")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    row = bench.measure_model("fm", 2, None, device=device)
+    assert row["device"] == device and row["rank_seconds"] > 0
+    assert ("gpu_peak_mb" in row) == (device == "cuda")

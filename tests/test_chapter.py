@@ -47,7 +47,8 @@ def test_the_ladder_comes_first_then_the_models(chapter_run):
 
 def test_seed_spread_reads_the_comparison_of_this_protocol(chapter_run, capsys):
     folder, _, _, results = chapter_run
-    table = seed_spread(results, ["fm", "popular"], folder=folder / "results")
+    table = seed_spread(results, ["fm", "popular"], folder=folder / "results",
+                        dataset="synthetic")
     assert "every seed" in capsys.readouterr().out
     assert {"this chapter (seed 0)", "comparison seed 0", "mean over seeds",
             "seed 0"} <= set(table.columns)
@@ -63,7 +64,9 @@ def test_other_protocols_and_missing_results_are_errors_that_say_the_fix(chapter
     saved["settings"]["protocol"] = "next-movie v1"
     (tmp_path / "results.json").write_text(json.dumps(saved))
     with pytest.raises(RecordError, match="protocol v1.*not comparable.*make run"):
-        load_comparison(tmp_path)
+        load_comparison(tmp_path, dataset="synthetic")
+    with pytest.raises(RecordError, match="results of synthetic, not of ml-100k.*never"):
+        load_comparison(tmp_path)  # the chapters read MovieLens 100K's comparison only
     with pytest.raises(RecordError, match="no comparison record.*make run"):
         load_comparison(tmp_path / "missing")
     with pytest.raises(RecordError, match="make run"):
@@ -73,7 +76,7 @@ def test_other_protocols_and_missing_results_are_errors_that_say_the_fix(chapter
     saved["settings"]["quick"] = True
     (tmp_path / "results.json").write_text(json.dumps(saved))
     with pytest.raises(RecordError, match="quick-mode"):
-        load_comparison(tmp_path)
+        load_comparison(tmp_path, dataset="synthetic")
 
 
 def test_compare_quick_false_is_not_quick_under_featint_quick(chapter_run):

@@ -32,14 +32,18 @@ def test_defaults_without_any_variable(tmp_path):
 
 def test_every_documented_variable_is_read(tmp_path):
     env = {"FEATINT_DATA_DIR": str(tmp_path / "d"), "FEATINT_QUICK": "yes",
+           "FEATINT_DATA_ROOT": str(tmp_path / "releases"),
            "FEATINT_DEVICE": "CPU", "FEATINT_THREADS": "3",
            "FEATINT_MODEL_CACHE": str(tmp_path / "m"), "FEATINT_RESULTS": str(tmp_path / "r"),
-           "XDG_CACHE_HOME": str(tmp_path / "x")}
+           "CUBLAS_WORKSPACE_CONFIG": ":4096:8", "XDG_CACHE_HOME": str(tmp_path / "x"),
+           "LOCAL_RANK": "1"}
     assert set(env) == set(ENVIRONMENT)
     config = from_env(env)
     assert config.data_dir == tmp_path / "d" and config.quick and config.device == "cpu"
+    assert config.data_root == tmp_path / "releases"
     assert config.threads == 3 and config.models_folder == tmp_path / "m"
     assert config.results == tmp_path / "r" and config.cache_root == tmp_path / "x" / "featint"
+    assert config.cublas_workspace == ":4096:8" and config.local_rank == 1
 
 
 @pytest.mark.parametrize(("name", "value", "words"), [

@@ -19,6 +19,10 @@ ROOT = Path(__file__).resolve().parents[1]
 CONDA_NAME = {"torch": "pytorch"}
 #: conda-only entries that are tools of the environment, not dependencies of featint
 CONDA_ONLY = {"python", "pip"}
+#: Extras environment.yml cannot hold: the `scale` extra (TorchRec) needs torchrec installed
+#: with pip's --no-deps, which a requirements list cannot say; `make setup-scale` installs it
+#: (environment.yml says so, and the Makefile's pins are checked against the extra below).
+OUTSIDE_ENVIRONMENT = {"scale"}
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +40,9 @@ def pip_requirements(pyproject: dict) -> dict[str, SpecifierSet]:
     the extras that only point back at featint itself left out."""
     project = pyproject["project"]
     lines = list(project["dependencies"])
-    for extra in project.get("optional-dependencies", {}).values():
-        lines += extra
+    for name, extra in project.get("optional-dependencies", {}).items():
+        if name not in OUTSIDE_ENVIRONMENT:
+            lines += extra
     out: dict[str, SpecifierSet] = {}
     for line in lines:
         req = Requirement(line)
@@ -137,3 +142,22 @@ def test_the_repository_address_has_one_source():
     assert len(chapters) == 2 * len(list((ROOT / "notebooks").glob("*.ipynb")))
     for path, found in copies.items():
         assert found == [url], (path, found)
+
+
+def test_the_makefile_installs_the_scale_extra_as_pinned(pyproject, environment):
+    """`make setup-scale` installs exactly the `scale` extra: everything but torchrec with its
+    requirements, torchrec alone with --no-deps (its metadata asks for the CUDA fbgemm-gpu);
+    environment.yml points at that target."""
+    makefile = (ROOT / "Makefile").read_text()
+    pins = {}
+    for variable in ("SCALE_DEPS", "SCALE_NODEPS"):
+        match = re.search(rf"^{variable} := (.+)$", makefile, re.MULTILINE)
+        assert match, f"no {variable} in the Makefile"
+        pins[variable] = match.group(1).split()
+    extra = pyproject["project"]["optional-dependencies"]["scale"]
+    assert sorted(pins["SCALE_DEPS"] + pins["SCALE_NODEPS"]) == sorted(extra)
+    assert [Requirement(r).name for r in pins["SCALE_NODEPS"]] == ["torchrec"]
+    assert "pip install --no-deps $(SCALE_NODEPS)" in makefile
+    assert re.search(r"^test: .*setup-scale", makefile, re.MULTILINE)
+    assert "torch==2.13.0" in makefile and "fbgemm-gpu-cpu==1.8.0" in extra  # they pair
+    assert "make setup-scale" in (ROOT / "environment.yml").read_text()

@@ -80,9 +80,7 @@ class DLRM(Model):
             self.parts = (f_c * embed_dim, f_m * embed_dim, 0)
 
         self.items = ItemTable(items)
-        # one table per sparse field, as slices of one table (the numeric features' rows are
-        # never looked up: their values go to the bottom MLP)
-        self.embedding = FeaturesEmbedding(schema.num_features, embed_dim)
+        self._tables(schema, embed_dim)
         self.bottom = MLP(self.num_dense, (*bottom, embed_dim), None)       # z = bottom(dense)
         self.top = MLP(sum(self.parts), top, 1, dropout)                    # logit = top(R)
         self._init_as_official(schema)
@@ -121,14 +119,24 @@ class DLRM(Model):
         return Terms(torch.zeros_like(deep), zero, zero.unsqueeze(-1).expand(
             *zero.shape, self.num_fields), deep)
 
-    def _init_as_official(self, schema: Schema) -> None:
-        """As the official code: embeddings uniform in +-sqrt(1/n) for a table of n rows; layer
-        weights normal with std sqrt(2 / (fan_in + fan_out)), biases std sqrt(1 / fan_out)."""
+    def _tables(self, schema: Schema, embed_dim: int) -> None:
+        """The embedding tables: one per sparse field, as slices of one table (the numeric
+        features' rows are never looked up: their values go to the bottom MLP).
+        :class:`featint.torchrec_dlrm.TorchRecDLRM` keeps them in TorchRec's instead."""
+        self.embedding = FeaturesEmbedding(schema.num_features, embed_dim)
+
+    def _init_tables(self, schema: Schema) -> None:
+        """As the official code: uniform in +-sqrt(1/n) for a table of n rows."""
         with torch.no_grad():
             weight = self.embedding.embedding.weight
             for f in schema.fields:
                 bound = math.sqrt(1.0 / f.size)
                 weight[f.offset:f.offset + f.size].uniform_(-bound, bound)
+
+    def _init_as_official(self, schema: Schema) -> None:
+        """As the official code: the tables (:meth:`_init_tables`), then layer weights normal
+        with std sqrt(2 / (fan_in + fan_out)), biases std sqrt(1 / fan_out)."""
+        self._init_tables(schema)
         for layer in self.modules():
             if isinstance(layer, nn.Linear):
                 fan_in, fan_out = layer.in_features, layer.out_features

@@ -66,8 +66,11 @@ class WideDeep(Model):
         crosses; the paper trains it with FTRL and L1)."""
         super().__init__()
         self.wide_l1, self.wide_l2 = wide_l1, wide_l2
-        if not 0 < bits <= 32 or schema.num_features ** 2 >= 2**31:
-            raise ValueError(f"bits must be in 1..32 and the feature space small; got {bits}")
+        if not 0 < bits <= 32:
+            raise ValueError(f"bits must be in 1..32, got {bits}")
+        if schema.num_features ** 2 >= 2**31:  # the cross's number a * n + b must stay < 2**31
+            raise ValueError(f"the cross hash needs fewer than 46,341 features, the task has "
+                             f"{schema.num_features:,}: Wide & Deep cannot be built on it")
         self.items = ItemTable(items)
         self.num_features, self.bits = schema.num_features, bits
         # -- wide: w for the raw features, one hashed table for every cross
