@@ -70,17 +70,19 @@ def _print(name: str, t: dict) -> None:
           flush=True)
 
 
-def digest_text() -> str:
-    """One text for the code the trials were trained with (the model cache's digests)."""
-    return " ".join(f"{k}:{v}" for k, v in source_digests().items())
+def digest_text(name: str) -> str:
+    """One text for the code model ``name``'s trials were trained with (the digests of its
+    model-cache key)."""
+    return " ".join(f"{k}:{v}" for k, v in source_digests(name).items())
 
 
 def tune(task: NextMovieTask, names: list[str], folder: Path = TUNING_DIR,
          device: str = "cpu", progress: bool = True) -> dict[str, list[dict]]:
     """Run every missing trial of ``names``; returns each model's trials."""
     folder.mkdir(parents=True, exist_ok=True)
-    digest, out = digest_text(), {}
+    out = {}
     for name in names:
+        digest = digest_text(name)
         path = tuning_file(name, folder)
         old = json.loads(path.read_text()) if path.exists() else {}
         keep = old.get("source") == digest and old.get("quick") == current().quick

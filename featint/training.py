@@ -45,10 +45,12 @@ from featint.tuning import SPACES, RecordError, chosen_trial, split, tuning_fold
 __all__ = ["BUDGET", "Budget", "RecordError", "cache_key", "describe", "fit_args",
            "list_cache", "model_hparams", "prune_cache", "setting_of", "trained"]
 
-#: The package files whose code decides what training produces (paths inside ``featint/``).
-TRAINING_SOURCES = ("data.py", "features.py", "task.py", "layers.py", "models", "train.py",
-                    "evaluate.py", "training.py")
-KEY_FORMAT = "featint-model-cache/2"
+#: The package files whose code decides what training produces (paths inside ``featint/``),
+#: for every model; a model's key adds its own module (``models/<module>.py``), so that
+#: editing one model retrains that model only.
+TRAINING_SOURCES = ("data.py", "features.py", "task.py", "layers.py", "models/__init__.py",
+                    "train.py", "evaluate.py", "training.py")
+KEY_FORMAT = "featint-model-cache/3"
 
 
 # -- a model's setting -------------------------------------------------------------------------
@@ -127,19 +129,18 @@ def _code(path: Path) -> str:
     return ast.dump(tree, include_attributes=False)
 
 
-def source_digests() -> dict[str, str]:
-    """Per entry of :data:`TRAINING_SOURCES`, a SHA-256 of its code (comments and docstrings
-    left out)."""
+def model_source(name: str) -> str:
+    """The module of model ``name``, as a path inside ``featint/`` (``models/fm.py``)."""
+    return MODELS[name].__module__.removeprefix("featint.").replace(".", "/") + ".py"
+
+
+def source_digests(name: str | None = None) -> dict[str, str]:
+    """Per entry of :data:`TRAINING_SOURCES` (and, with ``name``, the module of that model),
+    a SHA-256 of its code, comments and docstrings left out."""
     root = Path(featint.__file__).parent
-    out = {}
-    for name in TRAINING_SOURCES:
-        paths = sorted((root / name).rglob("*.py")) if (root / name).is_dir() else [root / name]
-        digest = hashlib.sha256()
-        for path in paths:
-            digest.update(path.relative_to(root).as_posix().encode())
-            digest.update(_code(path).encode())
-        out[name] = digest.hexdigest()[:16]
-    return out
+    entries = TRAINING_SOURCES + ((model_source(name),) if name in MODELS else ())
+    return {entry: hashlib.sha256(_code(root / entry).encode()).hexdigest()[:16]
+            for entry in entries}
 
 
 def task_digest(task: NextMovieTask) -> str:
@@ -172,7 +173,7 @@ def cache_key(task: NextMovieTask, name: str, seed: int, budget: Budget,
         "quick": asdict(config.sizes) if config.quick else False,
         "device": torch.device(device).type, "threads": torch.get_num_threads(),
         "torch": torch.__version__, "numpy": np.__version__,
-        "source": source_digests(),
+        "source": source_digests(name),
     }
     if hparams.get("pretrain"):
         source = hparams["pretrain"]
@@ -257,13 +258,14 @@ def list_cache(folder: str | Path | None = None) -> list[CacheEntry]:
     """Every model in the cache ``folder`` (default: the configuration's), oldest first. An
     entry is current when its key's code digests and versions are this installation's."""
     folder = Path(folder) if folder is not None else current().models_folder
-    now = {"source": source_digests(), "torch": torch.__version__, "numpy": np.__version__,
-           "format": KEY_FORMAT}
+    now = {"torch": torch.__version__, "numpy": np.__version__, "format": KEY_FORMAT}
     entries = []
     for weights in sorted(folder.glob("*.pt"), key=lambda p: p.stat().st_mtime):
         meta = weights.with_suffix(".json")
         key = json.loads(meta.read_text()) if meta.exists() else None
-        fresh = key is not None and all(key.get(k) == v for k, v in now.items())
+        fresh = (key is not None and all(key.get(k) == v for k, v in now.items())
+                 and key.get("model") in MODELS
+                 and key.get("source") == source_digests(key["model"]))
         entries.append(CacheEntry(weights, key, weights.stat().st_size + (
             meta.stat().st_size if meta.exists() else 0), fresh))
     return entries

@@ -87,7 +87,7 @@ CHANGES = {
     "numpy version": lambda mp, kw: mp.setattr(np, "__version__", "0.0.1"),
     **{f"code of {entry}": (lambda e: lambda mp, kw: mp.setattr(training, "_code",
                                                               _change_source(e)))(entry)
-       for entry in TRAINING_SOURCES},
+       for entry in (*TRAINING_SOURCES, "models/fm.py")},
 }
 
 
@@ -114,6 +114,19 @@ def test_each_key_component_forces_a_retrain(component, tmp_path, synthetic_ml,
     with use(**({"sizes": sizes} if sizes else {})):
         trained("fm", task or synthetic_task, folder=tmp_path, progress=False, **kw)
     assert counter.calls == 2, component
+
+
+def test_another_model_s_code_does_not_retrain_this_one(tmp_path, synthetic_task,
+                                                        monkeypatch, quick):
+    counter = Counter()
+    monkeypatch.setattr(training, "_train", counter)
+    trained("fm", synthetic_task, folder=tmp_path, progress=False)
+    monkeypatch.setattr(training, "_code", _change_source("models/deepfm.py"))
+    trained("fm", synthetic_task, folder=tmp_path, progress=False)
+    assert counter.calls == 1
+    monkeypatch.setattr(training, "_code", _change_source("models/fm.py"))
+    trained("fm", synthetic_task, folder=tmp_path, progress=False)
+    assert counter.calls == 2
 
 
 def test_the_device_is_in_the_key(synthetic_task):
