@@ -1,0 +1,160 @@
+"""A model's card: everything about how it is trained, read from the records training reads.
+
+A chapter, the README and chapter 08 never state a model's setting in their own words: they
+show its card. :func:`card` gathers, for one model, the setting the comparison trains (its
+chosen tuning trial, :func:`featint.training.setting_of`), every value that setting leaves at
+the model's default (read off the constructor), the budget every model shares, which values
+the tuning varied, and its paper's own setting (:data:`featint.tuning.PAPERS`): where the
+paper states it, whether it was among the trials, and what of it could not be followed.
+``tests/test_claims.py`` checks the prose of every chapter against the cards.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any
+
+from featint.config import BUDGET, Budget
+from featint.evaluate import LABELS
+from featint.models import MODELS
+from featint.training import fit_args, model_hparams, setting_of
+from featint.tuning import PAPERS, SPACES, chosen_trial, load_trials, split
+
+#: Constructor arguments that are plumbing (memory, speed), not part of the model.
+PLUMBING = ("chunk", "chunk_elements", "crosses", "bits")
+#: How each setting is written in a card, a table or a sentence.
+NAMES = {
+    "lr": "learning rate", "weight_decay": "weight decay (Adam, every parameter)",
+    "reduction": "loss over a batch", "embedding_l2": "L2 on the embeddings a batch uses",
+    "embed_dim": "embedding size k", "hidden": "hidden layers", "dropout": "dropout",
+    "bi_dropout": "dropout on f_BI", "batch_norm": "batch normalisation",
+    "pretrain": "starts from a trained", "attention_dim": "attention size t",
+    "attend": "attended pairs", "p_init": "p starts at", "attention_l2": "L2 on W (attention)",
+    "wide_l1": "L1 on the wide weights", "wide_l2": "L2 on the wide weights",
+    "bottom": "bottom MLP", "top": "top MLP", "interaction": "interaction",
+    "init_std": "embeddings drawn from N(0, s²), s", "loss": "loss",
+    "num_negatives": "sampled negatives", "blocks": "attention blocks", "heads": "heads",
+    "max_len": "longest prefix", "alpha": "α", "similarity": "similarity", "shrink": "shrink",
+}
+
+
+def value_text(value: Any) -> str:
+    """A setting's value as a card writes it: sizes as ``64-64-64``, None as ``none``."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list | tuple):
+        return "-".join(str(v) for v in value) if value else "none"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+@dataclass
+class Card:
+    """One model's card (see the module docstring)."""
+
+    name: str
+    chosen: str | None                    # the chosen trial's label (None: nothing tuned)
+    values: dict[str, Any]                # every setting that decides the model, resolved
+    origin: dict[str, str]                # setting -> "tuned", "budget" or "default"
+    tuned: list[str]                      # the settings the trials varied
+    trials: int
+    paper: str | None                     # the label of the paper's setting among the trials
+    paper_source: str
+    paper_differs: str
+    paper_tried: bool
+    valid_mrr: dict[str, float] = field(default_factory=dict)  # trial label -> its MRR
+
+    def value(self, key: str) -> Any:
+        """The setting ``key`` the model is trained with."""
+        return self.values[key]
+
+    def rows(self) -> list[tuple[str, str, str]]:
+        """``(setting, value, where it comes from)`` for every setting of the card."""
+        where = {"tuned": f"chosen on validation ({self.trials} trials)",
+                 "budget": "the budget (every model)", "default": "the model's default"}
+        return [(NAMES.get(k, k), value_text(v), where[self.origin[k]])
+                for k, v in self.values.items()]
+
+    def markdown(self) -> str:
+        """The card as Markdown: the table of settings, then what was tuned and the paper."""
+        lines = [f"| {self.name} | value | from |", "|---|---|---|"]
+        lines += [f"| {a} | {b} | {c} |" for a, b, c in self.rows()]
+        return "\n".join(lines) + "\n\n" + self.summary()
+
+    def summary(self) -> str:
+        """What was tuned and the paper's setting, in two sentences."""
+        if not self.trials:
+            tuned = f"{self.name} has nothing to tune."
+        else:
+            varied = ", ".join(NAMES.get(k, k) for k in self.tuned) or "nothing"
+            tuned = (f"{self.trials} trials varied {varied}; the comparison trains the trial "
+                     f"`{self.chosen}`"
+                     + (f" (validation MRR {self.valid_mrr[self.chosen]:.4f})."
+                        if self.chosen in self.valid_mrr else "."))
+        if self.paper is None:
+            paper = f"Its paper gives no setting to follow: {self.paper_source}."
+        else:
+            tried = ("was one of the trials" if self.paper_tried
+                     else "was not among the trials")
+            paper = (f"Its paper's setting, `{self.paper}` ({self.paper_source}), {tried}"
+                     + (f"; {self.paper_differs}" if self.paper_differs else "") + ".")
+        return f"{tuned} {paper}"
+
+
+def _defaults(name: str) -> dict[str, Any]:
+    """The model's constructor defaults (its own settings, plumbing left out)."""
+    params = inspect.signature(MODELS[name].__init__).parameters
+    return {k: p.default for k, p in params.items()
+            if k not in ("self", "schema", "items", *PLUMBING)
+            and p.default is not inspect.Parameter.empty
+            and p.kind is not inspect.Parameter.VAR_KEYWORD}
+
+
+def card(name: str, budget: Budget = BUDGET) -> Card:
+    """The card of model ``name`` (a trained model or a counting baseline)."""
+    space = SPACES.get(name, {})
+    setting = setting_of(name)
+    trials = load_trials(name)
+    top = chosen_trial(name) if space else None
+    varied = sorted({k for s in space.values() for k in s
+                     if len({repr(t.get(k)) for t in space.values()}) > 1})
+    values: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    if name in MODELS:
+        for key, value in _defaults(name).items():
+            values[key], origin[key] = value, "default"
+        for key, value in model_hparams(name, budget, setting).items():
+            values[key] = value
+            origin[key] = "tuned" if key in setting else "budget"
+        for key, value in fit_args(name, budget, setting).items():
+            values[key] = value
+            origin[key] = "tuned" if key in split(setting)[0] else "budget"
+    else:  # a counting baseline: its constructor arguments are its setting
+        for key, value in setting.items():
+            values[key], origin[key] = value, "tuned"
+    paper = PAPERS.get(name)
+    label = paper.setting if paper else None
+    return Card(
+        name=name, chosen=top["label"] if top else None, values=values, origin=origin,
+        tuned=varied, trials=len(space), paper=label,
+        paper_source=paper.source if paper else "", paper_differs=paper.differs if paper
+        else "", paper_tried=label is not None and label in space,
+        valid_mrr={t["label"]: t["valid_mrr"] for t in trials})
+
+
+def budget_rows(budget: Budget = BUDGET) -> list[tuple[str, str]]:
+    """The budget every model shares, as ``(what, value)`` rows."""
+    valid = ("all" if budget.valid_limit is None else f"{budget.valid_limit} (fixed, evenly "
+             f"spread)")
+    return [("embedding size", str(budget.embed_dim)),
+            ("epochs", f"at most {budget.epochs} (early stopping ends every run)"),
+            ("early stopping", f"{budget.patience} epochs without a better validation "
+                               f"{LABELS.get(budget.monitor, budget.monitor)}"),
+            ("validation examples ranked each epoch", valid),
+            ("optimiser", "Adam"), ("batch", f"{budget.batch_size} examples"),
+            ("negatives", f"{budget.num_negatives} sampled unwatched movies per positive"),
+            ("loss", "binary cross-entropy")]
