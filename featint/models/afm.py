@@ -76,7 +76,7 @@ class AFM(Model):
         self.linear = FeaturesLinear(schema.num_features)                  # w_i
         self.embedding = FeaturesEmbedding(schema.num_features, embed_dim)  # v_i
         # attention network: W (d_a x k) and b (d_a) in one Linear, h (d_a);
-        # d_a = attention_dim. Initialised as in the official code:
+        # k_a = attention_dim (the paper's t). Initialised as in the official code:
         # W, b ~ N(0, 2 / (d_a + k)), h ~ N(0, 1), p = 1.
         self.attention = nn.Linear(embed_dim, attention_dim)
         glorot = math.sqrt(2.0 / (attention_dim + embed_dim))
@@ -261,23 +261,25 @@ class AFM(Model):
         # at once), and the values s_fg = (p * e_f)^T e_g one product for all movies. In
         # this layout the softmax below reduces the short F_i axis and the contiguous
         # F_c axis: no transposing copies.
-        weight, bias = self.attention.weight, self.attention.bias       # (t, k), (t,)
-        batch, num_c, t = e_c.shape[0], e_c.shape[1], weight.shape[0]
+        # W: (k_a, k), b: (k_a,)
+        weight, bias = self.attention.weight, self.attention.bias
+        batch, num_c, k_a = e_c.shape[0], e_c.shape[1], weight.shape[0]
         num_m, num_i = e_m.shape[:2]
         (u_c, at_c), (u_m, at_m) = (_distinct(e.flatten(0, 1)) for e in (e_c, e_m))
         rows = torch.cat(
             [u_c, torch.ones_like(u_c[:, :1])], -1).T.contiguous()      # (k+1, U_c)
         cols = torch.cat([weight * u_m.unsqueeze(-2),
-                          bias[:, None].expand(len(u_m), t, 1)],
-                         -1).flatten(0, 1)                                # (U_m t, k+1)
+                          bias[:, None].expand(len(u_m), k_a, 1)],
+                         -1).flatten(0, 1)                          # (U_m k_a, k+1)
         # movie vectors per chunk
-        chunk = max(1, self.chunk_elements // (rows.shape[1] * t))
-        h = self.h.expand(chunk, 1, t)
+        chunk = max(1, self.chunk_elements // (rows.shape[1] * k_a))
+        h = self.h.expand(chunk, 1, k_a)
         distinct = e_c.new_empty(len(u_m), rows.shape[1])               # (U_m, U_c)
         for lo in range(0, len(u_m), chunk):
-            hidden = torch.relu_(cols[lo * t:(lo + chunk) * t] @ rows)  # (n t, U_c)
-            n = hidden.shape[0] // t
-            distinct[lo:lo + n] = torch.bmm(h[:n], hidden.view(n, t, -1)).squeeze(1)
+            # (n k_a, U_c)
+            hidden = torch.relu_(cols[lo * k_a:(lo + chunk) * k_a] @ rows)
+            n = hidden.shape[0] // k_a
+            distinct[lo:lo + n] = torch.bmm(h[:n], hidden.view(n, k_a, -1)).squeeze(1)
         logits = (distinct.index_select(1, at_c)
                   .index_select(0, at_m))                               # (N F_i, b F_c)
         logits = logits.view(num_m, num_i, batch, num_c)
