@@ -18,6 +18,7 @@ from typing import Any
 from featint.config import BUDGET, Budget
 from featint.evaluate import LABELS
 from featint.models import MODELS
+from featint.report import ordered
 from featint.training import fit_args, model_hparams, setting_of
 from featint.tuning import PAPERS, SPACES, chosen_trial, load_trials, split
 
@@ -158,3 +159,21 @@ def budget_rows(budget: Budget = BUDGET) -> list[tuple[str, str]]:
             ("optimiser", "Adam"), ("batch", f"{budget.batch_size} examples"),
             ("negatives", f"{budget.num_negatives} sampled unwatched movies per positive"),
             ("loss", "binary cross-entropy")]
+
+
+def cards_table(names: list[str] | None = None) -> str:
+    """One row per model with something to set (default: every model of the tuning
+    record, leaderboard order): the trial the comparison trains, what its trials varied, its
+    paper's setting, whether that was tried and whether it won, and where the paper states it.
+    The README and chapter 08 show this table."""
+    names = names if names is not None else ordered([n for n in SPACES if n in PAPERS])
+    rows = ["| model | trained with | the trials varied | paper's setting | tried | chosen |",
+            "|---|---|---|---|---|---|"]
+    for name in names:
+        c = card(name)
+        varied = ", ".join(NAMES.get(k, k) for k in c.tuned) or "-"
+        won = "yes" if c.paper is not None and c.paper == c.chosen else (
+            "-" if c.paper is None else "no")
+        rows.append(f"| {name} | {c.chosen} | {varied} | {c.paper or 'none to follow'} | "
+                    f"{'yes' if c.paper_tried else '-'} | {won} |")
+    return "\n".join(rows)
