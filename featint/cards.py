@@ -15,6 +15,8 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
+import pandas as pd
+
 from featint.config import BUDGET, Budget
 from featint.evaluate import LABELS
 from featint.models import MODELS
@@ -158,3 +160,47 @@ def budget_rows(budget: Budget = BUDGET) -> list[tuple[str, str]]:
             ("optimiser", "Adam"), ("batch", f"{budget.batch_size} examples"),
             ("negatives", f"{budget.num_negatives} sampled unwatched movies per positive"),
             ("loss", "binary cross-entropy")]
+
+
+def overview(names: list[str] | tuple[str, ...], budget: Budget = BUDGET) -> pd.DataFrame:
+    """The tuning of each of ``names`` in one table, read off their cards: the number of
+    trials, what the trials varied, the chosen trial and its validation MRR, the paper's
+    setting, whether it was among the trials and whether it was chosen, and the seconds of
+    training the trials took (the sum of their ``train_seconds`` on record; NaN for a
+    counting baseline, which is built, not trained)."""
+    rows = {}
+    for name in names:
+        c = card(name, budget)
+        seconds = [t["train_seconds"] for t in load_trials(name) if "train_seconds" in t]
+        rows[name] = {
+            "trials": c.trials,
+            "varied": ", ".join(NAMES.get(k, k) for k in c.tuned) or "–",
+            "chosen": c.chosen or "–",
+            "valid MRR": c.valid_mrr.get(c.chosen, float("nan")),
+            "paper's setting": c.paper or "none given",
+            "paper tried": "yes" if c.paper_tried else ("–" if c.paper is None else "no"),
+            "paper chosen": ("–" if c.paper is None else
+                             "yes" if c.paper == c.chosen else "no"),
+            "tuning s": float(sum(seconds)) if seconds else float("nan"),
+        }
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    frame.index.name = "model"
+    return frame
+
+
+def papers_table(names: list[str] | tuple[str, ...], budget: Budget = BUDGET) -> pd.DataFrame:
+    """Paper vs here for each of ``names``, from their cards: the paper's setting (the label
+    of its trial), where the paper states it, whether it was tried and chosen, and what of it
+    is not followed here."""
+    rows = {}
+    for name in names:
+        c = card(name, budget)
+        rows[name] = {"paper's setting": c.paper or "none given",
+                      "where the paper states it": c.paper_source,
+                      "tried / chosen": ("–" if c.paper is None else
+                                         f"{'yes' if c.paper_tried else 'no'} / "
+                                         f"{'yes' if c.paper == c.chosen else 'no'}"),
+                      "not followed here": c.paper_differs or "–"}
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    frame.index.name = "model"
+    return frame
