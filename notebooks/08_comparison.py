@@ -421,11 +421,11 @@ display(Markdown(
 
 # %% [markdown]
 # The distribution of the ranks shows where the mean rank comes from. The chart below
-# plots, for every rank $r$, the share of test examples (all seeds pooled) whose target is
-# ranked worse than $r$; both axes are logarithmic, so the right tail, the examples ranked
-# in the hundreds or beyond, is visible beside the top 10 (the dashed line). A curve that
-# lies higher on the right has more examples in the far tail: each of
-# them pulls its mean rank up by hundreds of places.
+# plots, for each rank on its horizontal axis, the share of test examples (all seeds
+# pooled) whose target is ranked worse than that; both axes are logarithmic, so the right
+# tail, the examples ranked in the hundreds or beyond, is visible beside the top 10 (the
+# dashed line). A curve that lies higher on the right has more examples in the far tail:
+# each of them pulls its mean rank up by hundreds of places.
 
 # %% tags=["hide-input"]
 best_by_rank = by_rank[0]
@@ -440,8 +440,8 @@ for name in shown_tails:
     ax.step(ranks, beyond, where="post", color=palette[name], label=name)
 ax.axvline(10, color="0.4", linestyle="--", linewidth=1)
 ax.set(xscale="log", yscale="log", ylim=(1e-3, 1.05),
-       xlabel="rank r of the target (log scale)",
-       ylabel="share of test examples ranked worse than r",
+       xlabel="rank of the target (log scale)",
+       ylabel="share of test examples ranked worse",
        title="The tail of the ranks (every seed pooled)")
 ax.legend(loc="lower left", title="model")
 plt.show()
@@ -987,10 +987,11 @@ display(Markdown("\n".join(f"- {line}" for line in found)))
 #
 # :::{admonition} Solution
 # :class: dropdown
-# The per-example difference is non-zero on 5% of the examples; with $p_{+} - p_{-} = 0.010$
-# and $p_{+} + p_{-} = 0.05$, its variance is about $0.05 - 0.01^2 \approx 0.0499$, so the
-# standard error of the mean is $\sqrt{0.0499 / 20000} \approx 0.0016$: 0.010 is about six
-# standard errors, beyond the test-set noise. Whether it survives the *training* noise
+# The per-example difference is $+1$ or $-1$ on 5% of the examples and 0 elsewhere, and its
+# mean is 0.010; so its mean square is 0.05 and its variance about
+# $0.05 - 0.01^2 \approx 0.0499$, and the standard error of the mean is
+# $\sqrt{0.0499 / 20000} \approx 0.0016$: 0.010 is about six standard errors, beyond the
+# test-set noise. Whether it survives the *training* noise
 # depends on the spread over seeds, which is what the pairwise test above adds.
 # :::
 #
