@@ -15,6 +15,8 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
+import pandas as pd
+
 from featint.config import BUDGET, Budget
 from featint.evaluate import LABELS
 from featint.models import MODELS
@@ -161,19 +163,57 @@ def budget_rows(budget: Budget = BUDGET) -> list[tuple[str, str]]:
             ("loss", "binary cross-entropy")]
 
 
-def cards_table(names: list[str] | None = None) -> str:
-    """One row per model with something to set (default: every model of the tuning
-    record, leaderboard order): the trial the comparison trains, what its trials varied, its
-    paper's setting, whether that was tried and whether it won, and where the paper states it.
-    The README and chapter 08 show this table."""
-    names = names if names is not None else ordered([n for n in SPACES if n in PAPERS])
-    rows = ["| model | trained with | the trials varied | paper's setting | tried | chosen |",
-            "|---|---|---|---|---|---|"]
+def overview(names: list[str] | tuple[str, ...], budget: Budget = BUDGET) -> pd.DataFrame:
+    """The tuning of each of ``names`` in one table, read off their cards: the number of
+    trials, what the trials varied, the chosen trial and its validation MRR, the paper's
+    setting, whether it was among the trials and whether it was chosen, and the seconds of
+    training the trials took (the sum of their ``train_seconds`` on record; NaN for a
+    counting baseline, which is built, not trained)."""
+    rows = {}
     for name in names:
-        c = card(name)
-        varied = ", ".join(NAMES.get(k, k) for k in c.tuned) or "-"
-        won = "yes" if c.paper is not None and c.paper == c.chosen else (
-            "-" if c.paper is None else "no")
-        rows.append(f"| {name} | {c.chosen} | {varied} | {c.paper or 'none to follow'} | "
-                    f"{'yes' if c.paper_tried else '-'} | {won} |")
-    return "\n".join(rows)
+        c = card(name, budget)
+        seconds = [t["train_seconds"] for t in load_trials(name) if "train_seconds" in t]
+        rows[name] = {
+            "trials": c.trials,
+            "varied": ", ".join(NAMES.get(k, k) for k in c.tuned) or "–",
+            "chosen": c.chosen or "–",
+            "valid MRR": c.valid_mrr.get(c.chosen, float("nan")),
+            "paper's setting": c.paper or "none given",
+            "paper tried": "yes" if c.paper_tried else ("–" if c.paper is None else "no"),
+            "paper chosen": ("–" if c.paper is None else
+                             "yes" if c.paper == c.chosen else "no"),
+            "tuning s": float(sum(seconds)) if seconds else float("nan"),
+        }
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    frame.index.name = "model"
+    return frame
+
+
+def papers_table(names: list[str] | tuple[str, ...], budget: Budget = BUDGET) -> pd.DataFrame:
+    """Paper vs here for each of ``names``, from their cards: the paper's setting (the label
+    of its trial), where the paper states it, whether it was tried and chosen, and what of it
+    is not followed here."""
+    rows = {}
+    for name in names:
+        c = card(name, budget)
+        rows[name] = {"paper's setting": c.paper or "none given",
+                      "where the paper states it": c.paper_source,
+                      "tried / chosen": ("–" if c.paper is None else
+                                         f"{'yes' if c.paper_tried else 'no'} / "
+                                         f"{'yes' if c.paper == c.chosen else 'no'}"),
+                      "not followed here": c.paper_differs or "–"}
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    frame.index.name = "model"
+    return frame
+
+
+def cards_table(names: list[str] | None = None) -> str:
+    """:func:`overview` of every model with something to set (default: every model of the
+    tuning record, leaderboard order) as a Markdown table: the README's."""
+    from featint.report import markdown_table
+
+    names = names if names is not None else ordered([n for n in SPACES if n in PAPERS])
+    frame = overview(names)
+    frame["valid MRR"] = frame["valid MRR"].map(lambda v: f"{v:.4f}")
+    frame["tuning s"] = frame["tuning s"].map(lambda v: "–" if v != v else f"{v:,.0f}")
+    return markdown_table(frame.astype(str))
