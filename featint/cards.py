@@ -20,7 +20,7 @@ import pandas as pd
 from featint.config import BUDGET, Budget
 from featint.evaluate import LABELS
 from featint.models import MODELS
-from featint.report import ordered
+from featint.report import markdown_table, ordered
 from featint.training import fit_args, model_hparams, setting_of
 from featint.tuning import PAPERS, SPACES, chosen_trial, load_trials, split
 
@@ -31,8 +31,8 @@ NAMES = {
     "lr": "learning rate", "weight_decay": "weight decay (Adam, every parameter)",
     "reduction": "loss over a batch", "embedding_l2": "L2 on the embeddings a batch uses",
     "embed_dim": "embedding size k", "hidden": "hidden layers", "dropout": "dropout",
-    "bi_dropout": "dropout on f_BI", "batch_norm": "batch normalisation",
-    "pretrain": "starts from a trained", "attention_dim": "attention size t",
+    "bi_dropout": "dropout on BI(x)", "batch_norm": "batch normalisation",
+    "pretrain": "starts from a trained", "attention_dim": "attention size k_a",
     "attend": "attended pairs", "p_init": "p starts at", "attention_l2": "L2 on W (attention)",
     "wide_l1": "L1 on the wide weights", "wide_l2": "L2 on the wide weights",
     "bottom": "bottom MLP", "top": "top MLP", "interaction": "interaction",
@@ -210,8 +210,6 @@ def papers_table(names: list[str] | tuple[str, ...], budget: Budget = BUDGET) ->
 def cards_table(names: list[str] | None = None) -> str:
     """:func:`overview` of every model with something to set (default: every model of the
     tuning record, leaderboard order) as a Markdown table: the README's."""
-    from featint.report import markdown_table
-
     names = names if names is not None else ordered([n for n in SPACES if n in PAPERS])
     frame = overview(names)
     frame["valid MRR"] = frame["valid MRR"].map(lambda v: f"{v:.4f}")
