@@ -318,13 +318,12 @@ def run_explain(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     the first one's score."""
     import json
 
-    from featint.cache import trained
-    from featint.compare import quick_mode
+    from featint.config import current, use
     from featint.data import load_movielens
-    from featint.evaluate import quick
     from featint.explain import example_of, explain, positions, rank_of, top_movies
     from featint.synthetic import synthetic_movielens
     from featint.task import build_task
+    from featint.training import trained
 
     if not args.synthetic:
         _check_data_dir(parser, args.data_dir)
@@ -343,7 +342,8 @@ def run_explain(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
                      f"{first}..{last} (a position is a rating with one before it); "
                      "or use --last")
     example = example_of(task, args.user, args.position)
-    with quick_mode(args.quick or quick()):
+    quick = args.quick or current().quick
+    with use(quick=quick):
         model, _ = trained(args.model, task, progress=False)
         top, scores = top_movies(model, task, example, args.top)
         target = int(task.target[example])
@@ -372,7 +372,7 @@ def run_explain(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     print(f"{args.model}, user {args.user} at position {t} of {last + 1} ratings "
           f"({report['split']} example); the true next movie: {task.titles[target]} "
           f"(rank {rank:g})")
-    if args.quick or quick() or args.synthetic:
+    if quick or args.synthetic:
         print("(quick mode or synthetic data: a smoke test, not the comparison's model)")
     print(f"\nTop {len(top)} (movies rated before dropped):")
     for row in report["top"]:
