@@ -23,6 +23,7 @@ from featint.explain import (
     summarise,
     top_movies,
 )
+from featint.explorer import position_parts
 from featint.models import MODELS, Model, build_model
 from featint.models.fm import FM
 from featint.synthetic import synthetic_movielens
@@ -168,6 +169,13 @@ def test_a_sequence_models_candidate_only_part_is_the_same_for_every_history(
         assert (ex.extra["history"][-t:] >= 0).all() and (ex.extra["history"][:-t] == -1).all()
         assert ex.fields[movie - 1].startswith("t-1 ") and ex.fields[-1] == "movie"
         assert ex.error < INTEGRATED
+    # the chapter's view: one bar per movie of the history, the most recent first
+    parts = position_parts(a, 2)
+    assert parts.back.tolist() == list(range(1, t + 1))
+    seq = task.sequence(np.array([first]), t)[0] - 1
+    assert parts.movie.tolist() == seq[::-1].tolist()
+    assert parts.title.tolist() == [task.titles[m] for m in seq[::-1]]
+    assert parts.value.sum() == pytest.approx(a.groups()[CROSS].iloc[2], abs=1e-12)
 
 
 def test_examples_and_positions(synthetic_task):
