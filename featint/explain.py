@@ -76,7 +76,9 @@ class Explanation:
     baseline), ``deep_first`` ``(C, m)`` (a context field's part with the candidate absent,
     a movie field's with the context absent) and ``deep_pairs`` ``(C, m, m)`` (context field
     ``f``, movie field ``g``: the interaction). ``extra``: AFM's ``attention`` and ``term``
-    ``(C, m, m)``; Wide & Deep's ``crosses``, a table of the active cross weights.
+    ``(C, m, m)``; Wide & Deep's ``crosses``, a table of the active cross weights. A sequence
+    model's "fields" are the positions of its history and then the movie
+    (:func:`explain_sequence`; ``extra["history"]``: the movie at each position).
     """
 
     model: str
