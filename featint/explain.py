@@ -384,7 +384,8 @@ def explain_sequence(model: nn.Module, task: NextMovieTask, example: int, items,
     positions, and which of them hold a movie, kept. The model is told how long the history
     is but not which movies it holds; the positions are the model's own parameters, the
     same for every user, while the movies are what this user did. (All of ``E`` set to 0
-    would also take away the length and the order, a point the model never sees.)
+    would take away the length and the order too, and leave every position alike; neither
+    baseline is an input seen in training, this one keeps what is not the user's.)
     Integrated gradients along ``E(alpha) = P + alpha M_s`` (midpoint rule, ``steps``
     points, in chunks of ``chunk``): since ``r_m`` is linear in ``F_t``, one integral per
     coordinate of ``F_t`` serves every candidate,
