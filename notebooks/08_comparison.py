@@ -66,7 +66,7 @@ from IPython.display import Markdown, display
 from featint import build_task, load_movielens
 from featint.cards import budget_rows, card, overview, papers_table
 from featint.chapter import load_comparison
-from featint.config import current
+from featint.config import RECORDS, current
 from featint.evaluate import HIGHER_IS_BETTER, LABELS, per_example
 from featint.report import (
     LADDER,
@@ -100,8 +100,8 @@ from featint.tuning import SPACES, RecordError
 
 #: The records of `make peers` and `make ablation`, in the repository's results folder
 #: (this notebook runs in notebooks/).
-PEERS = Path("..") / "results" / "peers"
-ABLATION = Path("..") / "results" / "ablation"
+PEERS = RECORDS / "peers"
+ABLATION = RECORDS / "ablation"
 print("quick mode:", current().quick)
 
 # %% [markdown]
@@ -1110,8 +1110,8 @@ display(Markdown(markdown_table(papers_table(tuned_models).astype(str))))
 # - `make run` (or `featint compare`) retrains every model with seeds 0, 1, 2 and rewrites
 #   the comparison's record; `featint compare --models fm,ffm --num-seeds 1` runs a subset;
 #   `--quick` is a smoke test. An interrupted run continues with `--resume`.
-# - `make peers` trains the library twins (`results/peers/`), `make ablation` the one-change
-#   variants (`results/ablation/`); both are long.
+# - `make peers` trains the library twins (`featint/records/peers`), `make ablation` the one-change
+#   variants (`featint/records/ablation`); both are long.
 # - `make bench` measures training throughput, ranking time and memory per model.
 # - Then re-execute this notebook: every number and sentence above comes from those records
 #   or from a cell of this notebook.
