@@ -56,7 +56,6 @@ if importlib.util.find_spec("featint") is None:
 
 # %% tags=["hide-input"]
 # %matplotlib inline
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
