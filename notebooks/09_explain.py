@@ -61,6 +61,7 @@ from featint.explain import (
     CANDIDATE,
     CONTEXT,
     CROSS,
+    SEQUENCE_STEPS,
     STEPS,
     example_of,
     explain,
@@ -238,8 +239,8 @@ display(Markdown(
     f"({', '.join(deep_names)}) to {max(errors[n] for n in deep_names):.0e}, and "
     + " and ".join(f"{n}'s, by position of its history, to {errors[n]:.0e}"
                    for n in sequence)
-    + f": the error of {STEPS} midpoint steps of the integrals, for 11 candidates of "
-    "one user."))
+    + f": the error of {STEPS} midpoint steps of the integrals ({SEQUENCE_STEPS} for "
+    + " and ".join(sequence) + "), for 11 candidates of one user."))
 
 # %% [markdown]
 # ## One user, one moment
@@ -763,7 +764,8 @@ paper_vs_here = [
      "over the test set, arranged with exact Shapley values over the movie's fields so "
      "that the parts group into context only, candidate only and context × candidate; "
      "for SASRec, on its input embeddings, the baseline every movie of the history "
-     "replaced by padding, positions kept; completeness errors printed above"),
+     f"replaced by padding, positions kept, {SEQUENCE_STEPS} steps for one user; "
+     "completeness errors printed above"),
     ("attention (Jain and Wallace, 2019)",
      "in text classifiers, attention weights correlate weakly with gradient-based "
      "importance (Kendall's tau), and other weights give the same predictions",
