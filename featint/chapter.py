@@ -21,8 +21,9 @@ from featint.baselines import RandomScores, choose
 from featint.compare import Comparison
 from featint.config import RECORDS, Config, current
 from featint.data import DEFAULT_RELEASE
-from featint.evaluate import HIGHER_IS_BETTER, LABELS, Evaluation, evaluate
-from featint.report import BASELINES, LADDER, evaluation_table
+from featint.evaluate import HIGHER_IS_BETTER, LABELS, Evaluation, evaluate, per_example
+from featint.report import BASELINES, LADDER, evaluation_table, v2_record
+from featint.stats import Pairwise, pairwise
 from featint.task import PROTOCOL, WINDOWS, NextMovieTask
 from featint.train import History
 from featint.tuning import RecordError
@@ -177,26 +178,94 @@ def value_text(evaluation: Evaluation, metric: str) -> str:
     return (f"{evaluation.metrics[metric]:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]")
 
 
-def verdict(comparison: Comparison, a: str, b: str, metric: str = "hr@10") -> str:
-    """Model ``a`` against model ``b`` on test ``metric`` as the comparison's pairwise test
-    says it (every seed, paired over test examples, Holm over every pair of the comparison):
-    ``"better than"``, ``"worse than"`` or ``"not separated from"``. The direction of the
-    metric is the metric's own (a lower mean rank is better)."""
-    result = comparison.pairwise(metric)
-    row = result.pair(a, b)
+def pairwise_of(results: dict[str, Evaluation], metric: str = "hr@10",
+                names: list[str] | tuple[str, ...] | None = None,
+                alpha: float = 0.05) -> Pairwise:
+    """The pairwise test of a chapter's own evaluations (:func:`featint.stats.pairwise`):
+    every pair of ``names`` (default: all of ``results``) on test ``metric``, paired over the
+    examples they were ranked on, Holm over every pair. One run per model, so the test holds
+    the test-set noise only (no seed term): for an experiment of the chapter itself (a
+    synthetic task, an exercise); a claim about the comparison's models reads the
+    comparison's family (:func:`verdict`)."""
+    names = list(names or results)
+    examples = {n: results[n].examples for n in names}
+    first = examples[names[0]]
+    for name, ex in examples.items():
+        if not np.array_equal(ex, first):
+            raise ValueError(f"{name!r} was ranked on other examples than {names[0]!r}: a "
+                             f"paired test needs the same examples (evaluate every model on "
+                             f"the same split and limit)")
+    return pairwise({n: per_example(results[n].ranks, metric)[None] for n in names}, metric,
+                    alpha)
+
+
+def _family(source: Comparison | Pairwise, metric: str | None) -> Pairwise:
+    """The pairwise family a verdict reads: the comparison's for ``metric`` (default HR@10),
+    or a :class:`Pairwise` already computed (its own metric)."""
+    if isinstance(source, Pairwise):
+        if metric is not None and metric != source.metric:
+            raise ValueError(f"the pairwise result is of {source.metric!r}, not {metric!r}")
+        return source
+    return source.pairwise(metric or "hr@10")
+
+
+def verdict(comparison: Comparison | Pairwise, a: str, b: str, metric: str | None = None) -> str:
+    """Model ``a`` against model ``b`` on test ``metric`` (default HR@10) as the comparison's
+    pairwise test says it (every seed, paired over test examples, Holm over every pair of the
+    comparison): ``"better than"``, ``"worse than"`` or ``"not separated from"``. The
+    direction of the metric is the metric's own (a lower mean rank is better). A
+    :class:`featint.stats.Pairwise` (:func:`pairwise_of`) in place of the comparison is read
+    the same way."""
+    row = _family(comparison, metric).pair(a, b)
     if not row["separated"]:
         return "not separated from"
     return "better than" if row["a"] == a else "worse than"
 
 
-def verdict_text(comparison: Comparison, a: str, b: str, metric: str = "hr@10") -> str:
+def verdict_text(comparison: Comparison | Pairwise, a: str, b: str,
+                 metric: str | None = None) -> str:
     """:func:`verdict` with its numbers: ``"better than markov (+0.0381 [0.0312, 0.0450]
     HR@10)"``: the difference a minus b in the metric's direction (positive: a better) and
     its interval at the level the pair was tested at."""
-    row = comparison.pairwise(metric).pair(a, b)
+    result = _family(comparison, metric)
+    row = result.pair(a, b)
     sign = 1.0 if row["a"] == a else -1.0
     d, lo, hi = sign * row["difference"], sign * row["lo"], sign * row["hi"]
     lo, hi = min(lo, hi), max(lo, hi)
-    digits = 1 if "rank" in metric else 4
-    return (f"{verdict(comparison, a, b, metric)} {b} ({d:+.{digits}f} [{lo:+.{digits}f}, "
-            f"{hi:+.{digits}f}] {LABELS[metric]})")
+    digits = 1 if "rank" in result.metric else 4
+    return (f"{verdict(result, a, b)} {b} ({d:+.{digits}f} [{lo:+.{digits}f}, "
+            f"{hi:+.{digits}f}] {LABELS[result.metric]})")
+
+
+# -- protocol v2 against v3, the one lesson that sets them side by side ---------------------
+def protocol_contrast(comparison: Comparison, metrics: tuple[str, ...] = ("hr@10", "mean_rank"),
+                      v2: dict[str, Any] | None = None) -> pd.DataFrame:
+    """Every model of both the comparison (protocol v3) and protocol v2's record
+    (:func:`featint.report.v2_record`) on test ``metrics``: each protocol's mean over seeds
+    and the lowest and highest seed, the change v2 to v3 (positive: v3 better, in the
+    metric's direction) and whether every v3 seed is better than every v2 seed. The two
+    protocols rank the same test examples with the same targets, but v2's record keeps no
+    per-example ranks, so no paired test is possible: the table states the seeds, never a
+    separation. Rows in leaderboard order; columns ``(metric, what)``."""
+    v2 = v2 or v2_record()
+    old, new = v2["aggregate"], comparison.aggregates
+    rows = {}
+    for name in [n for n in new if n in old]:
+        row: dict[tuple[str, str], Any] = {}
+        for metric in metrics:
+            sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
+            digits = 1 if "rank" in metric else 4  # as the leaderboard writes them
+            seeds = {}
+            for label, runs in (("v2", v2["runs"]), ("v3", comparison.runs)):
+                seeds[label] = np.array([r["metrics"][metric] for r in runs
+                                         if r["model"] == name])
+                row[metric, f"{label} mean"] = seeds[label].mean()
+                row[metric, f"{label} seeds"] = (f"{seeds[label].min():.{digits}f} to "
+                                                 f"{seeds[label].max():.{digits}f}")
+            row[metric, "change"] = sign * (seeds["v3"].mean() - seeds["v2"].mean())
+            worst_v3 = (sign * seeds["v3"]).min()
+            row[metric, "every v3 seed better"] = bool(worst_v3 > (sign * seeds["v2"]).max())
+        rows[name] = row
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.columns = pd.MultiIndex.from_tuples(table.columns)
+    return table
