@@ -18,6 +18,8 @@ import pandas as pd
 from torch import nn
 
 from featint.baselines import RandomScores, choose
+from featint.cards import NAMES, Card
+from featint.cards import value_text as setting_text
 from featint.compare import Comparison
 from featint.config import RECORDS, Config, current
 from featint.data import DEFAULT_RELEASE
@@ -235,6 +237,32 @@ def verdict_text(comparison: Comparison | Pairwise, a: str, b: str,
     digits = 1 if "rank" in result.metric else 4
     return (f"{verdict(result, a, b)} {b} ({d:+.{digits}f} [{lo:+.{digits}f}, "
             f"{hi:+.{digits}f}] {LABELS[result.metric]})")
+
+
+def paper_settings(card: Card) -> tuple[str, str]:
+    """The two cells of the settings row of a chapter's "paper vs. here" table, generated
+    from the model's card (:func:`featint.cards.card`): what the paper states and where
+    (or that it gives no setting to follow), and what the comparison trains: the values its
+    trials chose on validation, what the trials varied, whether the paper's setting was
+    among them and what of the paper is not followed."""
+    paper = (card.paper_source if card.paper is None
+             else f"`{card.paper}` ({card.paper_source})")
+    chosen = [f"{NAMES.get(k, k)} {setting_text(v)}" for k, v in card.values.items()
+              if card.origin[k] == "tuned"]
+    if card.trials:
+        varied = ", ".join(NAMES.get(k, k) for k in card.tuned) or "nothing"
+        here = (f"{', '.join(chosen) or 'its defaults'}, chosen on validation among "
+                f"{card.trials} trials that varied {varied}")
+    else:
+        here = "nothing to choose"
+    if card.paper is None:
+        here += "; no paper's setting to try"
+    else:
+        here += ("; the paper's setting was one of the trials" if card.paper_tried
+                 else "; the paper's setting was not among the trials")
+    if card.paper_differs:
+        here += f"; not followed: {card.paper_differs}"
+    return paper, here
 
 
 # -- protocol v2 against v3, the one lesson that sets them side by side ---------------------

@@ -8,10 +8,12 @@ import matplotlib
 import numpy as np
 import pytest
 
+from featint.cards import Card
 from featint.chapter import (
     evaluate_all,
     load_comparison,
     pairwise_of,
+    paper_settings,
     plot_histories,
     plot_results,
     protocol_contrast,
@@ -155,3 +157,18 @@ def test_protocol_contrast_states_seeds_never_a_separation(tmp_path):
     assert table.loc["popular", ("hr@10", "change")] == 0
     assert not table.loc["popular", ("hr@10", "every v3 seed better")]
     assert table.loc["fm", ("hr@10", "v2 seeds")] == "0.1400 to 0.1420"
+
+
+def test_paper_settings_come_from_the_card():
+    card = Card("ffm", "k 16, lr 0.005", {"embed_dim": 16, "lr": 0.005, "weight_decay": 0.0},
+                {"embed_dim": "budget", "lr": "tuned", "weight_decay": "budget"},
+                ["embed_dim", "lr", "weight_decay"], 3, "k 4, L2 2e-5, lr 0.005",
+                "Juan et al. (2016), §4.5", "AdaGrad here Adam", True)
+    paper, here = paper_settings(card)
+    assert paper == "`k 4, L2 2e-5, lr 0.005` (Juan et al. (2016), §4.5)"
+    assert here.startswith("learning rate 0.005, chosen on validation among 3 trials that "
+                           "varied embedding size k, learning rate, weight decay")
+    assert "was one of the trials" in here and here.endswith("not followed: AdaGrad here Adam")
+    untuned = Card("random", None, {}, {}, [], 0, None, "a baseline", "", False)
+    assert paper_settings(untuned) == ("a baseline",
+                                       "nothing to choose; no paper's setting to try")
