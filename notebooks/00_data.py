@@ -358,8 +358,9 @@ schema = pd.DataFrame([
      "offset": f.offset}
     for f in task.schema.fields
 ]).set_index("field")
-print(f"{len(schema)} fields, {task.schema.num_features:,} features "
-      "(index 0 is padding)")
+n = task.schema.num_features - 1  # index 0 is the padding, not a feature
+print(f"{len(schema)} fields, n = {n:,} features: indices 1 to {n:,}, and index 0, "
+      "the padding")
 display(schema)
 
 # %% [markdown]
