@@ -1209,9 +1209,39 @@ if not quick:  # counting models: the same numbers on every machine
 # inside every burst the next movie would come later in that order than the last one, and a
 # model that pairs the last movie with the candidate could learn the order, as it learned the
 # id order of v1. With the user in the key, each pair of movies comes in either order, half
-# the time each, so there is nothing to learn.
+# the time each, so there is nothing to learn. The cell below counts it: for every pair of
+# movies that several users rated one right after the other within one second, does the pair
+# come in both orders? Never, under the id order of v1 or under a key of the movie alone;
+# under the protocol's key, for the share printed.
 # :::
-#
+
+# %% tags=["hide-input"]
+def both_orders(ordered):
+    """Of the movie pairs that at least two users rated one right after the other in
+    the same second, the share that comes in both orders."""
+    u, i, ts = (ordered[c].to_numpy() for c in ("user", "item", "timestamp"))
+    tied = (u[1:] == u[:-1]) & (ts[1:] == ts[:-1])
+    first, second = i[:-1][tied], i[1:][tied]
+    pairs = pd.DataFrame({"low": np.minimum(first, second),
+                          "high": np.maximum(first, second), "up": first < second})
+    seen = pairs.groupby(["low", "high"]).up.agg(["size", "mean"])
+    seen = seen[seen["size"] >= 2]
+    return ((seen["mean"] > 0) & (seen["mean"] < 1)).mean()
+
+
+movie_only = {m: int.from_bytes(hashlib.sha256(f"movie only:{m}".encode()).digest()[:8],
+                                "big") for m in ml.items.index}
+by_movie_key = ml.ratings.assign(key=ml.ratings.item.map(movie_only)).sort_values(
+    ["user", "timestamp", "key"])
+orders = {"v1 (movie id)": sequence_order(ml.ratings, 1),
+          "a key of the movie alone": by_movie_key,
+          "the protocol's key (user and movie)": sequence_order(ml.ratings)}
+agree = pd.Series({name: both_orders(o) for name, o in orders.items()},
+                  name="repeated same-second pairs seen in both orders")
+display(agree.map("{:.1%}".format).to_frame())
+assert agree.iloc[0] == agree.iloc[1] == 0 and agree.iloc[2] > 0.3
+
+# %% [markdown]
 # 4. *(think)* The Markov baseline counts transitions inside bursts too. Is that a leak? What
 #    does its strength say about the task?
 #
@@ -1219,11 +1249,24 @@ if not quick:  # counting models: the same numbers on every machine
 # :class: dropdown
 # It is not a leak: its counts come from the period before the scored examples, and under v2
 # the order inside a burst is random, so a count "$\mu'$ then $\mu$" inside a burst says only
-# that $\mu'$ and $\mu$ were rated together, often on the same rating page. That co-rating is real,
-# and a model that sees the last movie may use it too. But it means a part of "next movie"
-# prediction on MovieLens is predicting the rest of a rating page, not a viewing sequence.
+# that $\mu'$ and $\mu$ were rated together, often on the same rating page. That co-rating is
+# real, and a model that sees the last movie may use it too. But it means a part of "next
+# movie" prediction on MovieLens is predicting the rest of a rating page, not a viewing
+# sequence: the cell below counts how many of the transitions Markov counts for the test
+# set fall within one second.
 # :::
-#
+
+# %% tags=["hide-input"]
+stamps = sequence_order(ml.ratings).timestamp.to_numpy()  # aligned with task.seq_items
+known = task.period_mask("train")                         # what Markov counts for test
+owner = np.repeat(np.arange(task.num_users), task.seq_len)
+counted = known[1:] & known[:-1] & (owner[1:] == owner[:-1])
+within = stamps[1:][counted] == stamps[:-1][counted]
+print(f"{within.mean():.0%} of the {counted.sum():,} transitions Markov counts "
+      "(training period) fall within one second")
+assert counted.sum() == task.transitions("train").sum()
+
+# %% [markdown]
 # 5. *(code)* Count how many of the v2 test targets differ from the v1 test targets, and why
 #    the split sizes do not change.
 

@@ -937,9 +937,36 @@ print("formula = autograd, max |difference|:", (v.grad - by_formula).abs().max()
 # sum over $|C| \cdot |M|$ terms. (c) survives only in part: the first layer is linear, so it
 # splits into a context part and a movie part (featint's deep models do that), but every later
 # layer must run once per (context, movie) pair. FFM, the next chapter, keeps bilinearity: its
-# cross terms are still one dot product, of vectors $m_C m_M$ times wider.
+# cross terms are still one dot product, of vectors $m_C m_M$ times wider. The cell below puts
+# (a) and (b) in numbers with the chapter's trained FM: the cross terms of 64 contexts and 200
+# movies form a $64 \times 200$ matrix; FM's is $\mathbf V_C \mathbf V_M^\top$, of rank at
+# most $k$, while a tanh on each pair's product gives a matrix of full rank, which no product
+# of two $k$-column matrices can equal.
 # :::
-#
+
+# %% tags=["hide-input"]
+contexts = task.context(task.examples("test")[:64])
+movies = task.item_features()
+pick = torch.arange(200)
+with torch.no_grad():
+    table = fm.embedding.embedding.weight.double()                  # v_i, row per index
+    xv_c = table[contexts.idx] * contexts.val.double().unsqueeze(-1)  # (64, slots, k)
+    xv_m = table[movies.idx[pick]] * movies.val[pick].double().unsqueeze(-1)
+    pair = torch.einsum("aik,bjk->abij", xv_c, xv_m)  # every cross pair's product
+    cross = {"FM: the sum of the pairs": pair.sum((-2, -1)),
+             "tanh of each pair, then the sum": torch.tanh(pair).sum((-2, -1))}
+    rank = {name: int(torch.linalg.matrix_rank(m)) for name, m in cross.items()}
+    scores = fm(contexts, torch.arange(task.num_items)).double()
+k_fm = table.shape[1]
+print(f"rank of the 64 x 200 cross-term matrix (k = {k_fm}):", rank)
+assert rank["FM: the sum of the pairs"] <= k_fm
+assert rank["tanh of each pair, then the sum"] == 64  # full rank: (b) cannot factor
+order = torch.argsort(scores, dim=1, stable=True)
+squashed_order = torch.argsort(torch.sigmoid(scores), dim=1, stable=True)
+assert torch.equal(order, squashed_order)  # (a)
+print("(a) the sigmoid of the score ranks every movie as the score does")
+
+# %% [markdown]
 # **4. Code: a ranking loss.** featint trains with binary cross-entropy on the target and
 # sampled negatives. Bayesian personalised ranking (BPR) {cite}`rendle2009bpr` instead
 # maximises $\log \sigma(\hat y_\text{target} - \hat y_\text{negative})$: only the

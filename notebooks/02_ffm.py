@@ -45,6 +45,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 from IPython.display import Markdown, display
 from matplotlib.colors import LogNorm
 
@@ -741,8 +742,8 @@ display(Markdown(
 #
 # (a) The loss is binary cross-entropy on each candidate's logit. A context's offset moves
 # all its candidates' probabilities together, towards 1 or towards 0, and the loss of the
-# one positive and four negatives depends on where they sit, so the offset has a gradient
-# (unless positive and negatives pull exactly equally).
+# positive and its negatives depends on where they sit, so the offset has a gradient (unless
+# positive and negatives pull exactly equally).
 #
 # (b) In FFM, yes: a vector $\mathbf v_{i,g}$ of a context feature $i$ towards a context
 # field $g$ appears in no other term, so deleting all of them (with the context's linear
@@ -755,4 +756,46 @@ display(Markdown(
 # (c) With a loss that depends on the candidates' logits only through their differences:
 # a softmax over the positive and its negatives, or BPR's $-\log \sigma(\hat y_{+} -
 # \hat y_{-})$. A per-context offset cancels from both, so its gradient is exactly zero.
+# The cell below checks (a) and (c) on one batch of the synthetic task: the gradient on the
+# context-context vectors of an FFM under each loss, beside the gradient on its
+# context-movie vectors.
 # :::
+
+# %% tags=["hide-input"]
+probe = build_model("ffm", syn, seed=0, embed_dim=4)
+k_probe, fields = 4, syn.schema.fields
+ex = syn.examples("fit")[:512]
+negatives = syn.sample_negatives(ex, budget.num_negatives, np.random.default_rng(0))
+candidates = torch.from_numpy(np.column_stack([syn.target[ex], negatives]))
+labels = torch.zeros(candidates.shape)
+labels[:, 0] = 1.0                                     # the positive is column 0
+context = [n for n, f in enumerate(fields) if f.side == "context"]
+empty = torch.zeros(len(fields), len(fields) - 1, dtype=torch.bool)  # [f, column]
+kinds = {"context x context": empty.clone(), "context x movie": empty.clone()}
+for f in context:                                      # the vectors v_{i,g} of field f
+    for g in range(len(fields)):
+        if g != f:
+            kind = "context x context" if g in context else "context x movie"
+            kinds[kind][f, probe.column[f, g]] = True
+owner = torch.zeros(syn.schema.num_features, dtype=torch.long)  # each feature's field
+for n, f in enumerate(fields):
+    owner[f.offset:f.offset + f.size] = n
+losses = {
+    "binary cross-entropy": lambda z: F.binary_cross_entropy_with_logits(z, labels),
+    "softmax over the candidates": lambda z: F.cross_entropy(
+        z, torch.zeros(len(z), dtype=torch.long)),
+}
+grads = {}
+for name, loss in losses.items():
+    probe.zero_grad()
+    loss(probe(syn.context(ex), candidates)).backward()
+    table = probe.embedding.embedding.weight.grad.view(-1, len(fields) - 1, k_probe)
+    grads[name] = {"w0": probe.w0.grad.abs().item(), **{
+        kind: table[mask[owner]].abs().max().item() for kind, mask in kinds.items()}}
+grads = pd.DataFrame.from_dict(grads, orient="index")
+display(grads.rename(columns=lambda c: f"largest |gradient|: {c}").map("{:.2e}".format))
+softmax = grads.loc["softmax over the candidates"]
+assert softmax["w0"] < 1e-6 and softmax["context x context"] < 1e-6 * softmax[
+    "context x movie"]
+assert grads.loc["binary cross-entropy", "context x context"] > 1e-3 * grads.loc[
+    "binary cross-entropy", "context x movie"]
