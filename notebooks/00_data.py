@@ -981,6 +981,8 @@ rows = {  # per test example: the median over the test examples
     "FFM, AFM: movies averaged into the history's vector": [int(np.median(h[v]))
                                                             for v in h],
     "FFM: field pairs with the history (context x movie)": [f"{m - 1} ({m_M})"] * 2,
+    "FFM: latent vectors of the history's features": [
+        f"{task.schema.field('history').size * (m - 1):,}"] * 2,
     f"AFM: attended pairs with the history (attend: {attend})": [afm_pairs] * 2,
 }
 display(pd.DataFrame.from_dict(rows, orient="index", columns=list(h)).rename_axis(
