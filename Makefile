@@ -73,7 +73,7 @@ window: setup
 
 # The libraries a reader would use instead (DeepCTR-Torch, pytorch-fm) on featint's task
 # under featint's rules, every twin beside its featint model (benchmarks/peers.py; writes
-# results/peers; long). The optional `peers` extra is installed first, with the installed torch
+# featint/records/peers; long). The optional `peers` extra is installed first, with the installed torch
 # held fixed so pip never swaps it. Flags through PEERS_FLAGS, e.g. "--twins deepctr_deepfm".
 peers: $(VENV)/.peers
 	$(BIN)/python benchmarks/peers.py $(PEERS_FLAGS)
@@ -84,7 +84,7 @@ $(VENV)/.peers: $(VENV)/.ready pyproject.toml
 	touch $@
 
 # featint's DeepFM and NFM moved one training detail at a time towards DeepCTR-Torch's, three
-# seeds each (benchmarks/ablation.py; writes results/ablation; long).
+# seeds each (benchmarks/ablation.py; writes featint/records/ablation; long).
 ablation: setup
 	$(BIN)/python benchmarks/ablation.py $(ABLATION_FLAGS)
 

@@ -26,8 +26,8 @@ the comparison's own), then ranks the whole validation and test sets. An effect 
 variant minus the baseline: per seed (the same seed's baseline), its mean with a 95%
 t-interval over seeds, and a bootstrap over examples and seeds, paired by both
 (:func:`paired_over_seeds`). Writes ``results/ablation/ablation.json`` (every
-run, every effect), ``results/ablation/ablation.md`` (the tables) and the ranks of each run
-(``results/ablation/ranks/<model>/<variant>_seed<seed>.npz``: ``valid``, ``test`` and their
+run, every effect), ``featint/records/ablation/ablation.md`` (the tables) and the ranks of each run
+(``featint/records/ablation/ranks/<model>/<variant>_seed<seed>.npz``: ``valid``, ``test`` and their
 example indices). Runs on record are not rerun. ``--quick``: featint's quick mode, one seed.
 """
 
@@ -50,7 +50,7 @@ import numpy as np
 from tqdm import tqdm
 
 import featint
-from featint.config import BUDGET, Budget, use
+from featint.config import BUDGET, RECORDS, Budget, use
 from featint.evaluate import metrics, rank_examples, subsample
 from featint.files import atomic_open, write_json
 from featint.models import MODELS
@@ -384,7 +384,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="featint's small synthetic data set instead of MovieLens")
     parser.add_argument("--data-dir", default=None, help="the ml-100k folder")
     parser.add_argument("--out", type=Path, default=None,
-                        help="default results/ablation (quick: a temporary folder)")
+                        help="default: featint/records/ablation, the record chapter 08 reads "
+                             "(quick: a temporary folder)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
@@ -400,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
     picked += [window_change(w) for w in args.history_windows]
     seeds = args.seeds if args.seeds is not None else ([0] if args.quick else [0, 1, 2])
     out = args.out or (Path(tempfile.gettempdir()) / "featint-ablation-quick" if args.quick
-                       else ROOT / "results" / "ablation")
+                       else RECORDS / "ablation")
     try:
         with use(quick=args.quick):
             ml = (synthetic_movielens(seed=0) if args.synthetic

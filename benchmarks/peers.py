@@ -61,7 +61,8 @@ The features (``--features``), built from featint's own ``task.context`` and
   interactions act on field vectors, so pairs of slots inside one field (two movies of the
   history) are not among their pairs, as they are among featint's FM's.
 
-Results, under ``--out`` (default ``results/peers``), per feature set: ``<features>/<twin>.json``
+Results, under ``--out`` (default ``featint/records/peers``, shipped with featint so that
+chapter 08 reads them wherever it runs), per feature set: ``<features>/<twin>.json``
 (the trials with their validation metrics, the chosen setting, every seed's validation and
 test metrics with intervals and history, the feature mapping in words) and
 ``<features>/ranks/<twin>_seed<seed>.npz`` (the rank of every test example, the layout of
@@ -101,7 +102,7 @@ from tqdm import tqdm
 
 import featint
 from featint.compare import Comparison
-from featint.config import BUDGET, Budget, current
+from featint.config import BUDGET, RECORDS, Budget, current
 from featint.evaluate import METRICS, bootstrap, metrics, rank_examples, subsample
 from featint.files import load_ranks, save_ranks, write_json
 from featint.layers import field_sums
@@ -932,9 +933,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="featint's small synthetic data set instead of MovieLens")
     parser.add_argument("--data-dir", default=None, help="the ml-100k folder")
     parser.add_argument("--out", type=Path, default=None,
-                        help="results folder (default results/peers; quick: a temporary one)")
-    parser.add_argument("--featint-results", type=Path, default=ROOT / "results",
-                        help="featint's comparison to pair the twins with (default results/)")
+                        help="results folder (default: the record shipped with featint, "
+                             "featint/records/peers; quick: a temporary one)")
+    parser.add_argument("--featint-results", type=Path, default=RECORDS / "comparison",
+                        help="featint's comparison to pair the twins with (default: its "
+                             "record, featint/records/comparison)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--verbose", action="store_true", help="one line per epoch")
@@ -954,7 +957,7 @@ def main(argv: list[str] | None = None) -> int:
     if not 1 <= trials:
         parser.error("--trials must be at least 1")
     out = args.out or (Path(tempfile.gettempdir()) / "featint-peers-quick" if args.quick
-                       else ROOT / "results" / "peers")
+                       else RECORDS / "peers")
     try:
         for library in sorted({TWINS[t][0] for t in args.twins}):
             import_library(library)

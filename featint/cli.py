@@ -340,7 +340,7 @@ def run_explain(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     from featint.explain import example_of, explain, positions, rank_of, top_movies
     from featint.synthetic import synthetic_movielens
     from featint.task import build_task
-    from featint.training import trained
+    from featint.training import RecordError, trained
 
     if not args.synthetic:
         _check_data_dir(parser, args.data_dir)
@@ -361,7 +361,10 @@ def run_explain(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     example = example_of(task, args.user, args.position)
     quick = args.quick or current().quick
     with use(quick=quick):
-        model, _ = trained(args.model, task, progress=False)
+        try:
+            model, _ = trained(args.model, task, progress=False)
+        except RecordError as err:  # not tuned yet: say how, never a fallback setting
+            parser.error(str(err))
         top, scores = top_movies(model, task, example, args.top)
         target = int(task.target[example])
         why = explain(model, task, example, top[:1])

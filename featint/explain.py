@@ -34,10 +34,14 @@ of "nothing known": padding, an empty field). It is split exactly into
   integrated gradients along ``alpha c`` with ``m_T`` fixed.
 
 The parts add up to ``D(c, m)`` up to the error of the integrals, computed by the midpoint rule
-with ``steps`` points; :attr:`Explanation.error` reports it (the tests bound it). A model
-without :meth:`terms` (a sequence model, say) is explained by integrated gradients over its
-context's slot values alone (:func:`explain_by_gradients`): one part per slot, e.g. per history
-position, and the score with the context absent.
+with ``steps`` points; :attr:`Explanation.error` reports it (the tests bound it).
+
+A sequence model (SASRec, one with a ``sequence_length``) has no fields: it reads the movies
+before ``t`` in order. Its score is taken apart by position of that prefix instead
+(:func:`explain_sequence`): integrated gradients on its input embeddings, one part per movie of
+the history (context x candidate) and the score at the baseline (candidate only); it has no
+context-only part. Any other model without :meth:`terms` is explained by integrated gradients
+over its context's slot values alone (:func:`explain_by_gradients`).
 """
 
 from __future__ import annotations
@@ -72,7 +76,9 @@ class Explanation:
     baseline), ``deep_first`` ``(C, m)`` (a context field's part with the candidate absent,
     a movie field's with the context absent) and ``deep_pairs`` ``(C, m, m)`` (context field
     ``f``, movie field ``g``: the interaction). ``extra``: AFM's ``attention`` and ``term``
-    ``(C, m, m)``; Wide & Deep's ``crosses``, a table of the active cross weights.
+    ``(C, m, m)``; Wide & Deep's ``crosses``, a table of the active cross weights. A sequence
+    model's "fields" are the positions of its history and then the movie
+    (:func:`explain_sequence`; ``extra["history"]``: the movie at each position).
     """
 
     model: str
@@ -125,6 +131,12 @@ class Explanation:
         rows = []
         m = len(self.fields)
         attention, term = self.extra.get("attention"), self.extra.get("term")
+        first, deep_first = self.first.numpy(), self.deep_first.numpy()
+        pairs, deep_pairs = self.pairs.numpy(), self.deep_pairs.numpy()
+        upper = np.triu(np.ones((m, m), dtype=bool))
+        attended = np.zeros_like(pairs, dtype=bool)
+        if attention is not None:  # a pair AFM attends to is listed even if its term is 0
+            attended = np.asarray(attention > 0) & ~np.eye(m, dtype=bool)
         for c, movie in enumerate(self.items.tolist()):
             def add(part, kind, f, g, value, c=c, movie=movie, **more):
                 rows.append(dict(candidate=c, movie=movie, part=part, kind=kind, f=f, g=g,
@@ -133,19 +145,21 @@ class Explanation:
             add("bias", "bias", -1, -1, self.bias[c])
             if self.deep_bias[c] != 0:
                 add("deep: baseline", "deep", -1, -1, self.deep_bias[c])
-            for f in range(m):
-                if self.first[c, f] != 0:
-                    add(self.fields[f], "field", f, f, self.first[c, f])
-                if self.deep_first[c, f] != 0:
-                    add(f"deep: {self.fields[f]}", "deep", f, f, self.deep_first[c, f])
-            for f, g in zip(*np.triu_indices(m), strict=True):
+            # only the non-zero parts are visited (a sequence model has hundreds of fields)
+            for f in np.flatnonzero((first[c] != 0) | (deep_first[c] != 0)):
+                if first[c, f] != 0:
+                    add(self.fields[f], "field", f, f, first[c, f])
+                if deep_first[c, f] != 0:
+                    add(f"deep: {self.fields[f]}", "deep", f, f, deep_first[c, f])
+            shown = upper & ((pairs[c] != 0) | (deep_pairs[c] != 0) | attended[c])
+            for f, g in zip(*np.nonzero(shown), strict=True):
                 more = {}
                 if attention is not None and f != g:
                     more = dict(attention=float(attention[c, f, g]), term=float(term[c, f, g]))
-                if self.pairs[c, f, g] != 0 or more.get("attention", 0) > 0:
-                    add(self.label(f, g), "pair", f, g, self.pairs[c, f, g], **more)
-                if self.deep_pairs[c, f, g] != 0:
-                    add(f"deep: {self.label(f, g)}", "deep", f, g, self.deep_pairs[c, f, g])
+                if pairs[c, f, g] != 0 or more.get("attention", 0) > 0:
+                    add(self.label(f, g), "pair", f, g, pairs[c, f, g], **more)
+                if deep_pairs[c, f, g] != 0:
+                    add(f"deep: {self.label(f, g)}", "deep", f, g, deep_pairs[c, f, g])
         return pd.DataFrame(rows)
 
     def by_pair(self) -> torch.Tensor:
@@ -165,16 +179,21 @@ class Explanation:
         return pd.DataFrame(out, columns=list(GROUPS), index=self.items)
 
 
-def context_of(task: NextMovieTask, example: int) -> Features:
-    """The context of one example, ``(1, slots)``, in float64."""
-    c = task.context(np.array([example]))
-    return Features(c.idx, c.val.double(), c.field)
+def context_of(task: NextMovieTask, example: int, model: nn.Module | None = None
+               ) -> Features:
+    """The context of one example as ``model`` reads it (with the ordered prefix for a
+    sequence model, :meth:`featint.task.NextMovieTask.context_for`), ``(1, slots)``, in
+    float64."""
+    c = task.context_for(model, np.array([example]))
+    return Features(c.idx, c.val.double(), c.field, c.seq)
 
 
 def explain(model: nn.Module, task: NextMovieTask, example: int, items, steps: int = STEPS,
             ) -> Explanation:
     """The scores of ``items`` (movie indices, ``(C,)``) for ``example`` (an example index of
     ``task``) as parts; computed in float64 on a copy of ``model`` in eval mode."""
+    if getattr(model, "sequence_length", None) is not None:
+        return explain_sequence(model, task, example, items, steps)
     model = _float64(model)
     items = np.asarray(items, dtype=np.int64).reshape(-1)
     context = context_of(task, example)
@@ -354,6 +373,75 @@ def explain_by_gradients(model: nn.Module, task: NextMovieTask, example: int, it
                        "steps, baseline: the context absent)", {"slots": slots})
 
 
+def explain_sequence(model: nn.Module, task: NextMovieTask, example: int, items,
+                     steps: int = STEPS, chunk: int = 64) -> Explanation:
+    """A sequence model's (SASRec's) scores of ``items`` ``(C,)`` for ``example``, one part
+    per position of the prefix it reads; float64, on a copy in eval mode.
+
+    SASRec scores ``r_m = <F_t(E), M_m>`` (:meth:`featint.models.sasrec.SASRec.textbook`),
+    ``E = M_s + P`` the history's movie rows plus the position rows. The **baseline** is
+    ``E_0 = P``: every movie of the prefix replaced by the padding row ``M_0 = 0``, the
+    positions, and which of them hold a movie, kept. The model is told how long the history
+    is but not which movies it holds; the positions are the model's own parameters, the
+    same for every user, while the movies are what this user did. (All of ``E`` set to 0
+    would take away the length and the order too, and leave every position alike; neither
+    baseline is an input seen in training, this one keeps what is not the user's.)
+    Integrated gradients along ``E(alpha) = P + alpha M_s`` (midpoint rule, ``steps``
+    points, in chunks of ``chunk``): since ``r_m`` is linear in ``F_t``, one integral per
+    coordinate of ``F_t`` serves every candidate,
+
+    ``F_t(E) = F_t(P) + sum_i g_i``, ``g_i = sum_j M_{s_i, j} int_0^1 dF_t/dE_ij d alpha``,
+
+    so ``r_m = <F_t(P), M_m> + sum_i <g_i, M_m>`` up to the integrals' error. The parts:
+
+    - **candidate only**: ``<F_t(P), M_m>``, the score at the baseline (on the field
+      ``movie``): the same for every context whose prefix has this length;
+    - **context x candidate**: ``<g_i, M_m>``, what the movie at position ``i`` adds (on the
+      pair (position, ``movie``)); zero on padding;
+    - **context only**: nothing. SASRec's score has no bias and no term without ``M_m``, so
+      every part depends on the candidate; the group is empty (its sum is 0).
+
+    The fields: the model's ``max_len`` positions, named ``t-k`` (``k = 1``: the movie just
+    before ``t``) and the movie's title where the prefix has one, then ``movie``;
+    ``extra["history"]`` ``(max_len,)`` holds each position's movie index (-1: none)."""
+    model = _float64(model)
+    items = np.asarray(items, dtype=np.int64).reshape(-1)
+    context = context_of(task, example, model)
+    candidates = torch.from_numpy(items)[None]
+    with torch.no_grad():
+        score = model(context, candidates)[0]
+        M_s, P, real = model.inputs(context.seq)                   # (1, n, d), (n, d), (1, n)
+        baseline = model.output(P[None], real)[0]                  # F_t(P): (d,)
+    n, d = P.shape
+    alpha = (torch.arange(steps, dtype=torch.float64) + 0.5) / steps
+    grads = torch.zeros(d, n, d, dtype=torch.float64)              # (F_t coordinate, i, j)
+    for a in alpha.split(chunk):
+        path = (P + a[:, None, None] * M_s).requires_grad_(True)   # (chunk, n, d)
+        f_t = model.output(path, real.expand(len(a), -1))          # (chunk, d)
+        for k in range(d):
+            grads[k] += torch.autograd.grad(f_t[:, k].sum(), path, retain_graph=k < d - 1
+                                            )[0].sum(0)
+    g = (grads / steps * M_s[0]).sum(-1).T                         # g_i: (n, d)
+    M_m = model.item_embedding.weight.detach()[1:][candidates[0]]  # (C, d)
+    L, num = model.sequence_length, len(items)
+    history = np.full(L, -1)
+    history[L - n:] = context.seq[0, -n:].numpy() - 1
+    fields = [f"t-{L - f}" + (f" {task.titles[h]}" if h >= 0 else "")
+              for f, h in enumerate(history)] + ["movie"]
+    zeros = torch.zeros(num, dtype=torch.float64)
+    deep_first = torch.zeros(num, L + 1, dtype=torch.float64)
+    deep_first[:, L] = M_m @ baseline
+    deep_pairs = torch.zeros(num, L + 1, L + 1, dtype=torch.float64)
+    deep_pairs[:, L - n:L, L] = M_m @ g.T
+    return Explanation(
+        getattr(model, "registered_name", type(model).__name__), example, items, fields, L,
+        score, zeros, torch.zeros_like(deep_first), torch.zeros_like(deep_pairs), zeros.clone(),
+        deep_first, deep_pairs,
+        f"integrated gradients on the input embeddings E = M_s + P ({steps} midpoint steps, "
+        "baseline: every movie of the prefix replaced by padding, M_0 = 0, its positions "
+        "kept)", {"history": history})
+
+
 def _crosses_table(model: nn.Module, x: Features, task: NextMovieTask, names: list[str],
                    c: int) -> pd.DataFrame:
     """Wide & Deep's active crosses per candidate: context feature, movie feature, weight,
@@ -424,7 +512,8 @@ def top_movies(model: nn.Module, task: NextMovieTask, example: int, k: int = 10
     was = model.training
     model.eval()
     try:
-        scores = model(task.context(np.array([example])), torch.arange(task.num_items))[0]
+        scores = model(task.context_for(model, np.array([example])),
+                       torch.arange(task.num_items))[0]
     finally:
         model.train(was)
     scores = scores.double().masked_fill(task.seen_before(np.array([example]))[0], -np.inf)
@@ -438,7 +527,8 @@ def rank_of(model: nn.Module, task: NextMovieTask, example: int, movie: int) -> 
 
     model.eval()
     with torch.no_grad():
-        scores = model(task.context(np.array([example])), torch.arange(task.num_items))
+        scores = model(task.context_for(model, np.array([example])),
+                       torch.arange(task.num_items))
     return int(rank_of_target(scores, torch.tensor([movie]),
                               task.seen_before(np.array([example])))[0])
 

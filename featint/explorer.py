@@ -72,6 +72,36 @@ def waterfall(ax, ex: Explanation, candidate: int, title: str, top: int = 12) ->
     ax.set_title(f"{title}\nscore {score:.2f}", fontsize=10)
 
 
+def position_parts(ex: Explanation, candidate: int) -> pd.DataFrame:
+    """A sequence model's parts of one candidate's score by position of the history
+    (:func:`featint.explain.explain_sequence`): one row per movie of the prefix, the most
+    recent first, with ``back`` (1: the movie just before ``t``), ``movie`` (its index),
+    ``title`` and ``value``. Their sum is the context x candidate group."""
+    history = ex.extra["history"]
+    L = ex.num_context_fields
+    f = np.flatnonzero(history >= 0)[::-1].copy()
+    return pd.DataFrame({"back": L - f, "movie": history[f], "title": [
+        ex.fields[i].split(" ", 1)[1] for i in f],
+        "value": ex.deep_pairs[candidate, f, L].numpy()})
+
+
+def position_bars(ax, ex: Explanation, candidate: int, title: str, named: int = 3) -> None:
+    """One candidate's parts by position of the history as bars, the most recent movie on
+    the left (``t-1``), the ``named`` largest labelled with their titles."""
+    parts = position_parts(ex, candidate)
+    ax.bar(parts.back, parts.value, width=1.0, color=COLOURS[CROSS])
+    ax.axhline(0, color="black", lw=0.5)
+    for row in parts.reindex(parts.value.abs().sort_values(ascending=False).index).head(
+            named).itertuples():
+        ax.annotate(f"t-{row.back} {row.title}", (row.back, row.value), fontsize=7,
+                    xytext=(4, 0), textcoords="offset points",
+                    va="bottom" if row.value > 0 else "top")
+    ax.set_xlim(0, parts.back.max() + 1)
+    ax.set_xlabel("position in the history, k movies before t (t-k)")
+    ax.set_ylabel("part (logit)")
+    ax.set_title(f"{title}\nscore {float(ex.score[candidate]):.2f}", fontsize=10)
+
+
 def legend_handles():
     """Patches for the colours of :data:`COLOURS`."""
     from matplotlib.patches import Patch

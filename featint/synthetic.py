@@ -10,6 +10,11 @@ Used by the unit tests (seconds, no download) and by the FM notebook's first exp
 evening (from 12:00), Romance films in the night and morning, for everyone, with ratings a day
 apart at random times, so that no other field (the user, their history, the last movie) carries
 the signal: the explainer's tests look for that pair and no proxy of it.
+
+``plant="last"`` plants an order instead: everyone's next movie is of the genre of the movie
+just before it ``exp(strength)`` times more often, whatever their gender and the hour. Only the
+last movie carries the signal (earlier ones only through it): a sequence model's explanation
+should give the last position of the history the largest part.
 """
 
 from __future__ import annotations
@@ -37,12 +42,12 @@ def synthetic_movielens(
 
     Each user rates between ``min_ratings`` and ``max_ratings`` distinct movies, one after the
     other; the movie of the planted genre of their gender (``plant="hour"``: of the hour of the
-    rating) is ``exp(strength)`` times likelier.
+    rating; ``plant="last"``: of the movie before it) is ``exp(strength)`` times likelier.
     """
     if not 0 < min_ratings <= max_ratings < num_items:
         raise ValueError("need 0 < min_ratings <= max_ratings < num_items")
-    if plant not in ("gender", "hour"):
-        raise ValueError(f"plant must be 'gender' or 'hour', got {plant!r}")
+    if plant not in ("gender", "hour", "last"):
+        raise ValueError(f"plant must be 'gender', 'hour' or 'last', got {plant!r}")
     rng = np.random.default_rng(seed)
     female = rng.random(num_users) < 0.5
     users = pd.DataFrame({
@@ -76,19 +81,26 @@ def synthetic_movielens(
             stamps = clock + 86_400 * np.arange(1, n + 1) + rng.integers(0, 86_400, n)
             afternoon = (stamps // 3600) % 24 >= 12
         order = []
+        if plant == "last":  # no preference before the first movie
+            weight = np.ones(num_items)
         for step in range(n):  # sequential draws without replacement
             if plant == "hour":
                 chosen = weight > 0
                 weight = np.where(romance != afternoon[step], np.exp(strength), 1.0) * chosen
+            if plant == "last" and order:
+                chosen = weight > 0
+                weight = np.where(romance == romance[order[-1]], np.exp(strength), 1.0) * chosen
             p = weight / weight.sum()
             i = int(rng.choice(num_items, p=p))
             order.append(i)
             weight[i] = 0.0
-        if plant == "gender":
+        if plant in ("gender", "last"):
             stamps = clock + np.cumsum(rng.integers(1, 5_000, n))
-        for i, ts in zip(order, stamps, strict=True):
+        for step, (i, ts) in enumerate(zip(order, stamps, strict=True)):
             if plant == "hour":
                 likes = romance == ((ts // 3600) % 24 < 12)
+            if plant == "last":  # liked: of the genre of the movie before it
+                likes = romance == romance[order[step - 1]] if step else np.ones_like(romance)
             rating = int(np.clip(round(rng.normal(4.0 if likes[i] else 2.5, 1.0)), 1, 5))
             rows.append((u + 1, i + 1, rating, int(ts)))
     ratings = pd.DataFrame(rows, columns=["user", "item", "rating", "timestamp"])

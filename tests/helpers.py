@@ -10,10 +10,11 @@ from featint.models import build_model
 from featint.task import Features
 
 
-def context64(task, ex) -> Features:
-    """The context features of examples ``ex`` with float64 values."""
-    c = task.context(np.asarray(ex))
-    return Features(c.idx, c.val.double(), c.field)
+def context64(task, ex, sequence_length: int | None = None) -> Features:
+    """The context features of examples ``ex`` with float64 values (and, with
+    ``sequence_length``, the ordered prefix a sequence model reads)."""
+    c = task.context(np.asarray(ex), sequence_length=sequence_length)
+    return Features(c.idx, c.val.double(), c.field, c.seq)
 
 
 def perturbed(task, name: str, seed: int = 0, scale: float = 0.3, **hparams) -> nn.Module:

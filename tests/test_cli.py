@@ -472,16 +472,31 @@ def test_explain_argument_errors(capsys, argv, expected):
     assert "Traceback" not in err
 
 
+def test_explain_without_a_tuning_record(capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr(tuning, "TUNING_DIR", tmp_path)  # nothing tuned
+    status, out, err = run_cli(capsys, "explain", "--model", "fm", "--user", "42",
+                               "--synthetic", "--quick")
+    assert status == 2 and out == "" and "Traceback" not in err
+    assert "no complete tuning record for 'fm'" in err and "make tune" in err
+
+
 def test_explain_unknown_model(capsys):
     status, _, err = run_cli(capsys, "explain", "--model", "nope", "--user", "1", "--synthetic")
     assert status == 2 and "invalid choice" in err and "deepfm" in err
 
 
-@pytest.mark.parametrize("name", ["deepfm", "afm"])
-def test_explain_prints_the_top_and_the_parts_of_the_first(capsys, name):
+@pytest.mark.parametrize("name", ["deepfm", "afm", "sasrec"])
+def test_explain_prints_the_top_and_the_parts_of_the_first(capsys, monkeypatch, name):
     from featint.explain import example_of
     from featint.synthetic import synthetic_movielens
     from featint.task import build_task
+    from featint.tuning import PAPER, chosen_trial
+
+    if chosen_trial(name) is None:  # SASRec before `make tune` records it: its paper's setting
+        paper = dict(SPACES[name][PAPER[name]])
+        real = training_module.setting_of
+        monkeypatch.setattr(training_module, "setting_of",
+                            lambda n, folder=None: paper if n == name else real(n, folder))
 
     status, out, err = run_cli(capsys, "explain", "--model", name, "--user", "42",
                                "--synthetic", "--quick", "--top", "5", "--json")

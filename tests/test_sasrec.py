@@ -186,8 +186,10 @@ def reference_output(model, seq_row: list[int]) -> np.ndarray:
 @pytest.mark.parametrize("hparams", [{}, {"num_heads": 2, "max_len": 7, "num_blocks": 1},
                                      {"num_blocks": 3, "max_len": 30}])
 def test_scores_match_a_float64_reference(synthetic_task, hparams):
-    """Both calls, the candidates of training and every movie of ranking, against the loops:
-    r_{m,t} = <F_t, M_m>. The batch mixes short (left-padded) and long (capped) prefixes."""
+    """Both calls, the candidates of training and every movie of ranking, and the textbook
+    path (the equations written out, the attention by ``causal_attention``) against the
+    loops: r_{m,t} = <F_t, M_m>. The batch mixes short (left-padded) and long (capped)
+    prefixes."""
     task = synthetic_task
     model = perturbed(task, "sasrec", **hparams)
     ex = some_examples(task, 10, seed=3)
@@ -198,10 +200,12 @@ def test_scores_match_a_float64_reference(synthetic_task, hparams):
     expected = np.stack([M @ reference_output(model, row.tolist()) for row in context.seq])
     with torch.no_grad():
         every, some = model(context, torch.arange(task.num_items)), model(context, candidates)
+        textbook = model.textbook(context, candidates)
     assert every.dtype == torch.float64
     np.testing.assert_allclose(every.numpy(), expected, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(some.numpy(), np.take_along_axis(expected, candidates.numpy(), 1),
                                rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(textbook.numpy(), some.numpy(), rtol=1e-10, atol=1e-10)
 
 
 # -- training: the fit period only, either loss ----------------------------------------------

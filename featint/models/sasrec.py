@@ -14,8 +14,13 @@ them, left-padded). No demographics, no genres, no time. The paper, Section III:
 
 Positions count from the end: the movie just before ``t`` always has position
 ``max_len - 1``, as when the paper left-pads every sequence to length ``n``; so more
-padding on the left, or a batch trimmed to its longest prefix, changes nothing. Ranking
-all movies is one matrix product of the ``(batch, d)`` outputs with the
+padding on the left, or a batch trimmed to its longest prefix, changes nothing.
+
+The equations come first, written out (:meth:`SASRec.textbook`: the input embedding
+:meth:`SASRec.inputs`, the blocks with :func:`causal_attention`, :meth:`SASRec.output`);
+:mod:`featint.explain` reads them, attributing ``F_t`` to the positions of ``E``. The
+fast path (``forward``) computes the same numbers with torch's fused attention kernel;
+ranking all movies is one matrix product of the ``(batch, d)`` outputs with the
 ``(num_items, d)`` item embeddings.
 """
 
@@ -138,6 +143,53 @@ class SASRec(nn.Module):
         # pre-norm blocks leave their last sum unnormalised: one LayerNorm on the
         # output (as the authors' code does)
         self.norm = nn.LayerNorm(embed_dim)
+
+    # -- the paper's equations, written out (what featint.explain reads) ---------------
+
+    def inputs(self, seq: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The input embedding ``E = M_s + P`` in its two parts, for the last ``n =
+        min(width, max_len)`` columns of ``seq`` ``(batch, width)`` (movie index + 1,
+        left-padded with 0): the movies' rows ``M_s`` ``(batch, n, d)`` (zero on
+        padding), the positions' rows ``P`` ``(n, d)``, and ``real`` ``(batch, n)``,
+        False on padding."""
+        seq = seq[:, -self.sequence_length:]
+        n = seq.shape[1]
+        P = self.position_embedding.weight[self.sequence_length - n:]
+        return self.item_embedding.weight[seq], P, seq > 0
+
+    def output(self, E: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        """``F_t``, the last position's output, from the input embedding ``E``
+        ``(batch, n, d)`` and ``real`` ``(batch, n)``: Section III line by line ->
+        ``(batch, d)``."""
+        x = self.dropout(E)
+        b, n, d = x.shape
+
+        def heads(y: torch.Tensor, count: int) -> torch.Tensor:  # (b, count, n, .)
+            return y.view(b, n, count, -1).transpose(1, 2)
+
+        for block in self.blocks:
+            a = block.attention
+            h = block.attention_norm(x)                       # LN(x)
+            q, k, v = (heads(h @ W.weight.T, a.num_heads)     # Q, K, V, per head
+                       for W in (a.W_Q, a.W_K, a.W_V))
+            sa = causal_attention(q, k, v, real).transpose(1, 2).reshape(b, n, d)
+            s = x + block.dropout(sa)                         # S = x + SA(LN(x))
+            W1, W2 = block.ffn[0], block.ffn[2]
+            h = block.ffn_norm(s)                             # LN(S)
+            ffn = torch.relu(h @ W1.weight.T + W1.bias) @ W2.weight.T + W2.bias
+            x = s + block.dropout(ffn)                        # F = S + FFN(LN(S))
+        return self.norm(x[:, -1])                            # F_t
+
+    def textbook(self, context: Features, items: torch.Tensor) -> torch.Tensor:
+        """``r_{m,t} = <F_t, M_m>`` for candidates ``items`` ``(batch, candidates)``,
+        the equations as written: ``(batch, candidates)``, the numbers of ``forward``,
+        slower."""
+        M_s, P, real = self.inputs(context.seq)
+        F_t = self.output(M_s + P, real)                      # (batch, d)
+        M_m = self.item_embedding.weight[1:][items]           # (batch, candidates, d)
+        return (F_t[:, None, :] * M_m).sum(-1)
+
+    # -- fast: the fused attention kernel, every movie as one matrix product -----------
 
     def encode(self, seq: torch.Tensor) -> torch.Tensor:
         """``F^(b)`` at every position: ``seq`` ``(batch, width)``, movie index + 1,
