@@ -24,7 +24,7 @@ from featint.compare import Comparison
 from featint.config import RECORDS, Config, current
 from featint.data import DEFAULT_RELEASE
 from featint.evaluate import HIGHER_IS_BETTER, LABELS, Evaluation, evaluate, per_example
-from featint.report import BASELINES, LADDER, evaluation_table, v2_record
+from featint.report import BASELINES, LADDER, evaluation_table
 from featint.stats import Pairwise, pairwise
 from featint.task import PROTOCOL, WINDOWS, NextMovieTask
 from featint.train import History
@@ -263,37 +263,3 @@ def paper_settings(card: Card) -> tuple[str, str]:
     if card.paper_differs:
         here += f"; not followed: {card.paper_differs}"
     return paper, here
-
-
-# -- protocol v2 against v3, the one lesson that sets them side by side ---------------------
-def protocol_contrast(comparison: Comparison, metrics: tuple[str, ...] = ("hr@10", "mean_rank"),
-                      v2: dict[str, Any] | None = None) -> pd.DataFrame:
-    """Every model of both the comparison (protocol v3) and protocol v2's record
-    (:func:`featint.report.v2_record`) on test ``metrics``: each protocol's mean over seeds
-    and the lowest and highest seed, the change v2 to v3 (positive: v3 better, in the
-    metric's direction) and whether every v3 seed is better than every v2 seed. The two
-    protocols rank the same test examples with the same targets, but v2's record keeps no
-    per-example ranks, so no paired test is possible: the table states the seeds, never a
-    separation. Rows in leaderboard order; columns ``(metric, what)``."""
-    v2 = v2 or v2_record()
-    old, new = v2["aggregate"], comparison.aggregates
-    rows = {}
-    for name in [n for n in new if n in old]:
-        row: dict[tuple[str, str], Any] = {}
-        for metric in metrics:
-            sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
-            digits = 1 if "rank" in metric else 4  # as the leaderboard writes them
-            seeds = {}
-            for label, runs in (("v2", v2["runs"]), ("v3", comparison.runs)):
-                seeds[label] = np.array([r["metrics"][metric] for r in runs
-                                         if r["model"] == name])
-                row[metric, f"{label} mean"] = seeds[label].mean()
-                row[metric, f"{label} seeds"] = (f"{seeds[label].min():.{digits}f} to "
-                                                 f"{seeds[label].max():.{digits}f}")
-            row[metric, "change"] = sign * (seeds["v3"].mean() - seeds["v2"].mean())
-            worst_v3 = (sign * seeds["v3"]).min()
-            row[metric, "every v3 seed better"] = bool(worst_v3 > (sign * seeds["v2"]).max())
-        rows[name] = row
-    table = pd.DataFrame.from_dict(rows, orient="index")
-    table.columns = pd.MultiIndex.from_tuples(table.columns)
-    return table

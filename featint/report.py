@@ -463,24 +463,6 @@ def window_record(folder: str | Path | None = None) -> dict[str, Any]:
     return json.loads((path / "window.json").read_text(encoding="utf-8"))
 
 
-def v2_record(folder: str | Path | None = None) -> dict[str, Any]:
-    """Protocol v2's comparison as committed before v3 replaced it
-    (``featint/records/protocol/v2_comparison.json``): each model's aggregate and per-seed
-    test metrics (``aggregate``, ``runs``), no per-example ranks. For the one lesson that sets
-    v2 beside v3 (chapter 00; :func:`featint.chapter.protocol_contrast`), never mixed with v3
-    results in one leaderboard."""
-    import json
-
-    from featint.config import RECORDS
-
-    path = Path(folder) if folder is not None else RECORDS / "protocol"
-    record = json.loads((path / "v2_comparison.json").read_text(encoding="utf-8"))
-    if record["settings"]["protocol"] != "next-movie v2":
-        raise ValueError(f"{path / 'v2_comparison.json'} holds "
-                         f"{record['settings']['protocol']}, not next-movie v2")
-    return record
-
-
 def window_table(record: dict[str, Any] | None = None) -> str:
     """The validation curve of the history window as a Markdown table: per window, FM's and
     MF's validation MRR (mean over seeds), the score the rule reads (their mean) with its

@@ -16,15 +16,14 @@ from featint.chapter import (
     paper_settings,
     plot_histories,
     plot_results,
-    protocol_contrast,
     results_table,
     seed_spread,
     verdict,
     verdict_text,
 )
-from featint.compare import Comparison, compare
+from featint.compare import compare
 from featint.evaluate import Evaluation, bootstrap, metrics
-from featint.report import BASELINES, v2_record
+from featint.report import BASELINES
 from featint.training import trained
 from featint.tuning import RecordError
 
@@ -104,7 +103,7 @@ def test_plots_draw_every_model(chapter_run):
     assert len(axes[0].patches) == len(results) and "interval" in axes[0].get_title()
 
 
-# -- the pairwise test of a chapter's own runs, and v2 against v3 ------------------------------
+# -- the pairwise test of a chapter's own runs ------------------------------------------------
 def evaluation(ranks, examples=None):
     ranks = np.asarray(ranks, dtype=np.float64)
     examples = np.arange(len(ranks)) if examples is None else examples
@@ -131,32 +130,6 @@ def test_pairwise_of_refuses_runs_on_other_examples():
     results = {"a": evaluation([1, 2, 3]), "b": evaluation([1, 2, 3], np.array([4, 5, 6]))}
     with pytest.raises(ValueError, match="other examples.*same split"):
         pairwise_of(results)
-
-
-def test_protocol_contrast_states_seeds_never_a_separation(tmp_path):
-    v2 = v2_record()
-    assert v2["settings"]["protocol"] == "next-movie v2"
-
-    def run(model, seed, hr, rank):
-        return {"model": model, "seed": seed,
-                "metrics": {"hr@10": hr, "mean_rank": rank}}
-
-    fake_v2 = {"aggregate": {"fm": {}, "popular": {}, "afm": {}},
-               "runs": [run("fm", s, 0.14 + s / 1000, 165.0) for s in range(3)]
-               + [run("popular", 0, 0.05, 314.0), run("afm", 0, 0.1, 150.0)]}
-    new = Comparison(tmp_path, {"aggregate": {"fm": {}, "popular": {}, "sasrec": {}},
-                                "runs": [run("fm", s, 0.15 + s / 1000, 160.0 - s)
-                                         for s in range(3)]
-                                + [run("popular", 0, 0.05, 314.0),
-                                   run("sasrec", 0, 0.2, 100.0)]})
-    table = protocol_contrast(new, v2=fake_v2)
-    assert list(table.index) == ["fm", "popular"]  # the models of both records only
-    assert table.loc["fm", ("hr@10", "every v3 seed better")]
-    assert table.loc["fm", ("mean_rank", "change")] == pytest.approx(6.0)  # lower: better
-    assert table.loc["fm", ("mean_rank", "every v3 seed better")]
-    assert table.loc["popular", ("hr@10", "change")] == 0
-    assert not table.loc["popular", ("hr@10", "every v3 seed better")]
-    assert table.loc["fm", ("hr@10", "v2 seeds")] == "0.1400 to 0.1420"
 
 
 def test_paper_settings_come_from_the_card():
