@@ -897,11 +897,11 @@ if not quick:  # counting models: the same numbers on every machine
 
 # %% [markdown]
 # Why should the last few movies matter most? A MovieLens user rates in sessions, often a
-# page of related movies at once (the bursts above), and tastes drift: what someone rated
-# five minutes ago says more about what they rate next than what they rated months ago. A
-# bag of every movie so far averages that signal away; Markov keeps nothing but it. Markov's
-# strength and the window are the same fact, seen from two sides: **recent movies predict the
-# next one**.
+# page of related movies at once (the bursts above), and what someone rated a few minutes ago
+# says more about what they rate next than what they rated months ago (exercise 2 measures
+# how fast that fades, one movie at a time). A bag of every movie so far averages that signal
+# away; Markov keeps nothing but it. Markov's strength and the window are the same fact, seen
+# from two sides: **recent movies predict the next one**.
 #
 # ### How $W$ was chosen, without the test set
 #
@@ -922,6 +922,9 @@ display(Markdown(window_table(record)))
 
 # %%
 assert not any(key.startswith("test") for run in record["runs"] for key in run)
+# the candidates, models and seeds the text above names
+assert record["candidates"] == [5, 10, 20, 50, 100, None]
+assert record["models"] == ["fm", "mf"] and record["seeds"] == [0, 1, 2]
 
 
 def window_score(window, history_all=False):
