@@ -159,11 +159,17 @@ class ItemKNN(nn.Module):
     declares a ``sequence_length`` (:meth:`featint.task.NextMovieTask.context_for`), here
     longer than any user's sequence. A test example counts the movies its user watched before
     ``t``, test period included, but the similarities only ever come from ``period``.
+    ``window`` counts the last ``window`` movies before ``t`` only (an experiment on recency,
+    chapter 00; None, the default, is the protocol's rung).
     """
 
     def __init__(self, task: NextMovieTask, period: str = "train",
-                 similarity: str = "cosine", shrink: float = 0.0) -> None:
+                 similarity: str = "cosine", shrink: float = 0.0,
+                 window: int | None = None) -> None:
         super().__init__()
+        if window is not None and window < 1:
+            raise ValueError(f"window must be at least 1 (the last movie), or None (every "
+                             f"movie watched so far), got {window}")
         if similarity not in SIMILARITIES:
             raise ValueError(f"unknown similarity {similarity!r}; use one of "
                              f"{list(SIMILARITIES)}")
@@ -181,7 +187,8 @@ class ItemKNN(nn.Module):
         np.fill_diagonal(sim, 0.0)
         self.register_buffer("sim", torch.from_numpy(sim))  # row h (history), column m
         self.num_items = task.num_items
-        self.sequence_length = int(task.seq_len.max())  # every movie before t
+        # every movie before t, or the last `window` of them
+        self.sequence_length = int(task.seq_len.max()) if window is None else window
 
     def forward(self, context: Features, items: torch.Tensor) -> torch.Tensor:
         if context.seq is None:

@@ -18,11 +18,14 @@ import pandas as pd
 from torch import nn
 
 from featint.baselines import RandomScores, choose
+from featint.cards import NAMES, Card
+from featint.cards import value_text as setting_text
 from featint.compare import Comparison
 from featint.config import RECORDS, Config, current
 from featint.data import DEFAULT_RELEASE
-from featint.evaluate import HIGHER_IS_BETTER, LABELS, Evaluation, evaluate
+from featint.evaluate import HIGHER_IS_BETTER, LABELS, Evaluation, evaluate, per_example
 from featint.report import BASELINES, LADDER, evaluation_table
+from featint.stats import Pairwise, pairwise
 from featint.task import PROTOCOL, WINDOWS, NextMovieTask
 from featint.train import History
 from featint.tuning import RecordError
@@ -177,26 +180,86 @@ def value_text(evaluation: Evaluation, metric: str) -> str:
     return (f"{evaluation.metrics[metric]:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]")
 
 
-def verdict(comparison: Comparison, a: str, b: str, metric: str = "hr@10") -> str:
-    """Model ``a`` against model ``b`` on test ``metric`` as the comparison's pairwise test
-    says it (every seed, paired over test examples, Holm over every pair of the comparison):
-    ``"better than"``, ``"worse than"`` or ``"not separated from"``. The direction of the
-    metric is the metric's own (a lower mean rank is better)."""
-    result = comparison.pairwise(metric)
-    row = result.pair(a, b)
+def pairwise_of(results: dict[str, Evaluation], metric: str = "hr@10",
+                names: list[str] | tuple[str, ...] | None = None,
+                alpha: float = 0.05) -> Pairwise:
+    """The pairwise test of a chapter's own evaluations (:func:`featint.stats.pairwise`):
+    every pair of ``names`` (default: all of ``results``) on test ``metric``, paired over the
+    examples they were ranked on, Holm over every pair. One run per model, so the test holds
+    the test-set noise only (no seed term): for an experiment of the chapter itself (a
+    synthetic task, an exercise); a claim about the comparison's models reads the
+    comparison's family (:func:`verdict`)."""
+    names = list(names or results)
+    examples = {n: results[n].examples for n in names}
+    first = examples[names[0]]
+    for name, ex in examples.items():
+        if not np.array_equal(ex, first):
+            raise ValueError(f"{name!r} was ranked on other examples than {names[0]!r}: a "
+                             f"paired test needs the same examples (evaluate every model on "
+                             f"the same split and limit)")
+    return pairwise({n: per_example(results[n].ranks, metric)[None] for n in names}, metric,
+                    alpha)
+
+
+def _family(source: Comparison | Pairwise, metric: str | None) -> Pairwise:
+    """The pairwise family a verdict reads: the comparison's for ``metric`` (default HR@10),
+    or a :class:`Pairwise` already computed (its own metric)."""
+    if isinstance(source, Pairwise):
+        if metric is not None and metric != source.metric:
+            raise ValueError(f"the pairwise result is of {source.metric!r}, not {metric!r}")
+        return source
+    return source.pairwise(metric or "hr@10")
+
+
+def verdict(comparison: Comparison | Pairwise, a: str, b: str, metric: str | None = None) -> str:
+    """Model ``a`` against model ``b`` on test ``metric`` (default HR@10) as the comparison's
+    pairwise test says it (every seed, paired over test examples, Holm over every pair of the
+    comparison): ``"better than"``, ``"worse than"`` or ``"not separated from"``. The
+    direction of the metric is the metric's own (a lower mean rank is better). A
+    :class:`featint.stats.Pairwise` (:func:`pairwise_of`) in place of the comparison is read
+    the same way."""
+    row = _family(comparison, metric).pair(a, b)
     if not row["separated"]:
         return "not separated from"
     return "better than" if row["a"] == a else "worse than"
 
 
-def verdict_text(comparison: Comparison, a: str, b: str, metric: str = "hr@10") -> str:
+def verdict_text(comparison: Comparison | Pairwise, a: str, b: str,
+                 metric: str | None = None) -> str:
     """:func:`verdict` with its numbers: ``"better than markov (+0.0381 [0.0312, 0.0450]
     HR@10)"``: the difference a minus b in the metric's direction (positive: a better) and
     its interval at the level the pair was tested at."""
-    row = comparison.pairwise(metric).pair(a, b)
+    result = _family(comparison, metric)
+    row = result.pair(a, b)
     sign = 1.0 if row["a"] == a else -1.0
     d, lo, hi = sign * row["difference"], sign * row["lo"], sign * row["hi"]
     lo, hi = min(lo, hi), max(lo, hi)
-    digits = 1 if "rank" in metric else 4
-    return (f"{verdict(comparison, a, b, metric)} {b} ({d:+.{digits}f} [{lo:+.{digits}f}, "
-            f"{hi:+.{digits}f}] {LABELS[metric]})")
+    digits = 1 if "rank" in result.metric else 4
+    return (f"{verdict(result, a, b)} {b} ({d:+.{digits}f} [{lo:+.{digits}f}, "
+            f"{hi:+.{digits}f}] {LABELS[result.metric]})")
+
+
+def paper_settings(card: Card) -> tuple[str, str]:
+    """The two cells of the settings row of a chapter's "paper vs. here" table, generated
+    from the model's card (:func:`featint.cards.card`): what the paper states and where
+    (or that it gives no setting to follow), and what the comparison trains: the values its
+    trials chose on validation, what the trials varied, whether the paper's setting was
+    among them and what of the paper is not followed."""
+    paper = (card.paper_source if card.paper is None
+             else f"`{card.paper}` ({card.paper_source})")
+    chosen = [f"{NAMES.get(k, k)} {setting_text(v)}" for k, v in card.values.items()
+              if card.origin[k] == "tuned"]
+    if card.trials:
+        varied = ", ".join(NAMES.get(k, k) for k in card.tuned) or "nothing"
+        here = (f"{', '.join(chosen) or 'its defaults'}, chosen on validation among "
+                f"{card.trials} trials that varied {varied}")
+    else:
+        here = "nothing to choose"
+    if card.paper is None:
+        here += "; no paper's setting to try"
+    else:
+        here += ("; the paper's setting was one of the trials" if card.paper_tried
+                 else "; the paper's setting was not among the trials")
+    if card.paper_differs:
+        here += f"; not followed: {card.paper_differs}"
+    return paper, here

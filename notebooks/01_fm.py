@@ -41,6 +41,7 @@ if importlib.util.find_spec("featint") is None:
 
 # %% tags=["hide-input"]
 # %matplotlib inline
+import inspect
 import time
 
 import matplotlib.pyplot as plt
@@ -52,25 +53,34 @@ from IPython.display import Markdown, display
 
 from featint import build_task, load_movielens
 from featint.baselines import RandomScores
-from featint.budget import Budget, model_hparams
-from featint.cache import trained
+from featint.cards import budget_rows, card
 from featint.chapter import (
     evaluate_all,
+    load_comparison,
+    pairwise_of,
+    paper_settings,
     plot_histories,
     plot_results,
     results_table,
     seed_spread,
+    value_text,
+    verdict,
+    verdict_text,
 )
-from featint.evaluate import HIGHER_IS_BETTER, quick
+from featint.config import current
+from featint.evaluate import LABELS, bootstrap, metrics, per_example
+from featint.features import Features
 from featint.layers import FeaturesEmbedding, bi_interaction, fm_interaction
 from featint.models import build_model, count_parameters
 from featint.models.fm import FM
 from featint.show import source
+from featint.stats import pairwise
 from featint.synthetic import synthetic_movielens
-from featint.task import Features
 from featint.train import fit
+from featint.training import trained
 
-print("quick mode:", quick())
+quick = current().quick
+print("quick mode:", quick)
 
 # %% [markdown]
 # ## Why interactions matter
@@ -109,12 +119,13 @@ shown = ads.pivot_table("impressions", **table)
 pd.get_dummies(ads[["publisher", "advertiser"]], prefix_sep="=").astype(int)
 
 # %% [markdown]
-# On the next-movie task every user, movie, hour, … is a feature, and an example has tens to
-# hundreds of non-zeros, mostly its history bag: we write $s = |\mathcal X|$ for the number of
+# On the next-movie task every user, movie, hour, … is a feature, and an example has a few
+# dozen non-zeros out of thousands of features: we write $s = |\mathcal X|$ for the number of
 # non-zero features of an example (its context's and the candidate movie's).
 # featint never builds the dense $\mathbf x$: a batch is `Features(idx, val, field)`, the
 # indices and values of the non-zeros ("slots"), padded with index 0 and value 0. Index 0 is
-# reserved for that padding, so the feature space has one index more than there are features.
+# reserved for that padding, so the feature space has one index more than there are features:
+# $n$ features, $n + 1$ indices.
 
 # %%
 ml = load_movielens()
@@ -133,11 +144,11 @@ s_sample = np.concatenate([
     (task.context(part).val != 0).sum(1).numpy() + item_nonzero[task.target[part]]
     for part in np.array_split(sample, 8)])
 low, median, high = np.percentile(s_sample, [0, 50, 100])
-history_share = np.median(task.t[sample] / s_sample)  # t: the size of the history bag
+bag = np.minimum(task.t[sample], task.window)  # the history bag: the last W movies
 print(f"s (non-zero features of an example), over 2,000 examples: "
-      f"min {low:.0f}, median {median:.0f}, max {high:.0f}; "
-      f"the history bag is {history_share:.0%} of s in the median example")
-assert 10 <= low and high < 1000 and history_share > 0.5  # "tens to hundreds, mostly"
+      f"min {low:.0f}, median {median:.0f}, max {high:.0f}; the history bag holds "
+      f"at most W = {task.window} of them")
+assert 10 <= low and high < 100 < n  # "a few dozen out of thousands"
 
 # %% [markdown]
 # ### Poly2: one weight per pair
@@ -261,8 +272,8 @@ def pairwise_sum_square(v, idx, val):
 
 # %% [markdown]
 # Random features, as featint lays them out: distinct indices per row, values one or real,
-# and padding slots (index 0, value 0) at the end of the shorter rows. The padding row of
-# $\mathbf V$ is filled with noise on purpose: the zero value alone must cancel it. All three
+# and padding slots (index 0, value 0) at the end of the shorter rows. The padding row,
+# $\mathbf v_0$, is filled with noise on purpose: the zero value alone must cancel it. All three
 # agree with featint's `fm_interaction`, which takes the $x_i \mathbf v_i$ from
 # `FeaturesEmbedding`:
 
@@ -319,8 +330,8 @@ def seconds(fn, *args, repeats=3):
 
 
 k = 16
-total = 2**12 if quick() else 2**14         # slots per timed call
-largest = {"Gram": 2**9 if quick() else 2**10, "sum-square": total}
+total = 2**12 if quick else 2**14         # slots per timed call
+largest = {"Gram": 2**9 if quick else 2**10, "sum-square": total}
 functions = {"Gram": pairwise_gram, "sum-square": pairwise_sum_square}
 gen = torch.Generator().manual_seed(0)
 timings = {}
@@ -359,7 +370,7 @@ val = torch.rand(1, s, generator=gen, dtype=torch.float64)
 gram_value, fast_value = pairwise_gram(v, idx, val), pairwise_sum_square(v, idx, val)
 assert torch.allclose(gram_value, fast_value, rtol=1e-9, atol=1e-9)
 median_s = int(2 ** round(np.log2(np.median(s_sample))))
-if not quick():
+if not quick:
     assert slopes["Gram"] > 1.6 and slopes["sum-square"] < 1.4  # quadratic vs linear
 
 # %% tags=["remove-input"]
@@ -380,11 +391,12 @@ display(Markdown(
 # Here is the whole model, `featint/models/fm.py`: $w_0$, a `FeaturesLinear` for the $w_i$
 # and a `FeaturesEmbedding` for the $\mathbf v_i$ (one table over the global feature space, so
 # the context and the movie share it). The sum-square trick needs only two sums over the
-# non-zeros, $\mathbf s = \sum_i x_i \mathbf v_i$ and $\mathbf q = \sum_i (x_i \mathbf v_i)^2$
-# (element-wise): `FeaturesEmbedding.sums` returns both without ever building the
-# `(batch, slots, k)` tensor of the $x_i \mathbf v_i$, and `bi_from_sums` is
-# $\tfrac12(\mathbf s^2 - \mathbf q)$. Everything that depends on the movie alone is computed
-# once for each of the 1,682 movies, then the candidates' rows are looked up (`lookup`).
+# non-zeros, the sum $\sum_i x_i \mathbf v_i$ and the sum of squares
+# $\sum_i (x_i \mathbf v_i) \odot (x_i \mathbf v_i)$ (`s` and `q` in the code):
+# `FeaturesEmbedding.sums` returns both without ever building the `(batch, slots, k)` tensor
+# of the $x_i \mathbf v_i$, and `bi_from_sums` is half the square of the first minus the
+# second, element-wise. Everything that depends on the movie alone is computed once for each
+# of the 1,682 movies, then the candidates' rows are looked up (`lookup`).
 
 # %%
 source(FM.__init__, FM.forward)
@@ -403,11 +415,12 @@ source(FM.__init__, FM.forward)
 # The last double sum is bilinear, so it factors into one dot product:
 # $\big\langle \mathbf v_C, \mathbf v_M \big\rangle$ with $\mathbf v_C = \sum_{i \in C} x_i
 # \mathbf v_i$ and $\mathbf v_M = \sum_{j \in M} x_j \mathbf v_j$, the very sums the
-# sum-square trick computes anyway (`s_c` and `s_m` in the code). For a batch of contexts and all 1,682 movies, the scores
-# are $\mathbf y_C \mathbf 1^\top + \mathbf 1 \mathbf y_M^\top + \mathbf A \mathbf B^\top$
-# (one row of $\mathbf A$ per context, one row of $\mathbf B$ per movie): the context side is
-# computed once per context, the movie side once per movie, and ranking everything is one
-# matrix product (`cross_dot`).
+# sum-square trick computes anyway (`s_c` and `s_m` in the code). For a batch of contexts and
+# all 1,682 movies, stack the $\mathbf v_C$ of the contexts as the rows of $\mathbf V_C$ and
+# the $\mathbf v_M$ of the movies as the rows of $\mathbf V_M$; the scores are
+# $\mathbf y_C \mathbf 1^\top + \mathbf 1 \mathbf y_M^\top + \mathbf V_C \mathbf V_M^\top$:
+# the context side is computed once per context, the movie side once per movie, and ranking
+# everything is one matrix product (`cross_dot`).
 #
 # Two checks, in float64 with random weights large enough that every term matters: scoring
 # all movies and picking the candidates gives the candidates' scores, and both equal the FM
@@ -520,20 +533,120 @@ assert leaky == ["gender", "user", "genre_share", "genre_mean_rating", "last_mov
 # %% [markdown]
 # A linear model (`featint/models/linear.py`) gives every user the same ranking, so it can use
 # none of these pairs; FM can use all of them. Both are trained with `fit` on the synthetic
-# task: FM with $k = 8$, Adam with learning rate $10^{-2}$, batches of 256, 4 sampled
-# negatives per positive, binary cross-entropy, at most 30 epochs with early stopping after 5
-# without a better validation MRR (quick mode: 2 epochs).
+# task with the settings of the next cell, this experiment's own (the synthetic task is small;
+# the comparison's settings come later), and ranked beside random scores.
 
 # %%
+SYNTHETIC_FIT = {"epochs": 30, "batch_size": 256, "lr": 1e-2, "patience": 5, "seed": 0}
+SYNTHETIC_K = 8  # FM's embedding size here
 syn_models = {}
 for name in ("linear", "fm"):
-    hparams = {"embed_dim": 8} if name == "fm" else {}
+    hparams = {"embed_dim": SYNTHETIC_K} if name == "fm" else {}
     syn_models[name] = build_model(name, syn, seed=0, **hparams)
-    fit(syn_models[name], syn, epochs=30, batch_size=256, lr=1e-2, patience=5, seed=0,
-        progress=False, verbose=False)
+    fit(syn_models[name], syn, **SYNTHETIC_FIT, progress=False, verbose=False)
 syn_results = evaluate_all(syn, {"random": RandomScores(seed=0), **syn_models},
-                           baselines=False)
+                           with_baselines=False)
 results_table(syn_results)
+
+# %% tags=["remove-input"]
+fit_defaults = {k: p.default for k, p in inspect.signature(fit).parameters.items()}
+display(Markdown(
+    f"FM with $k = {SYNTHETIC_K}$; both with Adam at learning rate "
+    f"{SYNTHETIC_FIT['lr']:g}, batches of {SYNTHETIC_FIT['batch_size']}, "
+    f"{fit_defaults['num_negatives']} sampled negatives per positive and binary "
+    f"cross-entropy (`fit`'s defaults), at most {SYNTHETIC_FIT['epochs']} epochs with "
+    f"early stopping after {SYNTHETIC_FIT['patience']} without a better validation MRR "
+    f"(quick mode: {current().sizes.describe()})."))
+
+# %% [markdown]
+# ### Why the linear model is no better than random
+#
+# The linear model scores a movie by its own weights (its id, genres and year; the context's
+# weights add the same amount to every movie of a context), so it gives every user the same
+# ranking. On this task no single ranking can be right for everyone: men pick Action, women
+# Romance. Two things are worth computing. Which genre did the model put first, and what did
+# that do to each gender? And what does *random* score, not on one draw of random scores but
+# in expectation? A uniformly random ranking of the $|R|$ movies a user has not rated puts the
+# target at each rank with probability $1/|R|$: expected rank $(|R| + 1)/2$, expected hit
+# rate $\min(10, |R|)/|R|$ and expected reciprocal rank $\frac{1}{|R|}\sum_{r=1}^{|R|} 1/r$,
+# exactly, per test example.
+
+# %%
+syn_ex = syn_results["random"].examples
+remaining = (~syn.seen_before(syn_ex)).numpy().sum(1)  # |R| of each test example
+expected = {"mean_rank": (remaining + 1) / 2,
+            "hr@10": np.minimum(10, remaining) / remaining,
+            "mrr": np.array([(1 / np.arange(1, r + 1)).mean() for r in remaining])}
+women = syn_ml.users.gender.loc[syn.user_ids[syn.user[syn_ex]]].to_numpy() == "F"
+with torch.no_grad():  # the linear model's score of every movie, for any one context
+    movie_score = syn_models["linear"](syn.context(syn_ex[:1]),
+                                       torch.arange(syn.num_items))[0].numpy()
+gap_romance = movie_score[romance].mean() - movie_score[~romance].mean()
+first = "Romance" if gap_romance > 0 else "Action"
+favoured = "women" if first == "Romance" else "men"
+groups = {"women": women, "men": ~women, "all": np.ones_like(women)}
+by_group, against_random = {}, {}
+for group, mask in groups.items():
+    for metric in ("hr@10", "mean_rank"):
+        values = {name: per_example(syn_results[name].ranks[mask], metric)
+                  for name in ("random", "linear", "fm")}
+        values["random's expectation"] = expected[metric][mask]
+        for name, v in values.items():
+            by_group.setdefault(name, {})[LABELS[metric], group] = v.mean()
+        test = pairwise({n: v[None] for n, v in values.items()}, metric)
+        against_random[group, metric] = test  # one family per group and metric
+by_group = pd.DataFrame.from_dict(by_group, orient="index")[
+    [(LABELS[metric], group) for metric in ("hr@10", "mean_rank") for group in groups]]
+print(f"the linear model scores {first} movies higher: mean score difference "
+      f"{abs(gap_romance):.3f}")
+by_group.style.format("{:.4f}").format("{:.1f}", subset=["mean rank"])
+
+# %% tags=["hide-input"]
+fig, ax = plt.subplots(figsize=(7.5, 3.4), layout="constrained")
+x, top = np.arange(len(groups)), 0.0
+for i, (name, color) in enumerate((("linear", "C0"), ("fm", "C1"))):
+    hr = np.array([metrics(syn_results[name].ranks[m])["hr@10"]
+                   for m in groups.values()])
+    lo, hi = np.array([bootstrap(syn_results[name].ranks[m], 1000)["hr@10"]
+                       for m in groups.values()]).T
+    ax.bar(x + (i - 0.5) * 0.36, hr, 0.36, yerr=[hr - lo, hi - hr], capsize=3,
+           color=color, label={"linear": "linear", "fm": "FM"}[name])
+    top = max(top, hi.max())
+for j, mask in enumerate(groups.values()):
+    ax.plot([j - 0.4, j + 0.4], [expected["hr@10"][mask].mean()] * 2, color="0.4",
+            lw=2, label="random's expectation" if j == 0 else None)
+ax.set_xticks(x, ["women's test examples", "men's test examples", "all test examples"])
+ax.set_ylim(0, 1.3 * top)  # room for the legend above the bars
+ax.set(ylabel="test HR@10 (95% interval)",
+       title="One ranking for everyone: right for one gender, wrong for the other")
+ax.legend(loc="upper left", fontsize=8)
+plt.show()
+
+# %% tags=["remove-input"]
+other = "men" if favoured == "women" else "women"
+said = {g: verdict_text(against_random[g, "hr@10"], "linear", "random's expectation")
+        for g in groups}
+draw = syn_results["random"].metrics["hr@10"]
+cancel = verdict(against_random["all", "hr@10"], "linear",
+                 "random's expectation") == "not separated from"
+display(Markdown(
+    f"The linear model ranks {first} movies higher (their mean score is "
+    f"{abs(gap_romance):.3f} above the other genre's). For the {favoured}, whose genre "
+    f"it put first, it is {said[favoured]}; for the {other} it is {said[other]}. Over "
+    f"all test examples, {np.mean(groups[favoured]):.0%} of them the {favoured}'s, "
+    + ("the gains and the losses cancel within the noise"
+       if cancel else "the gains and the losses do not cancel")
+    + f": it is {said['all']}. One draw of random scores is noisy too: this one's "
+    f"HR@10 is {draw:.4f}, its expectation {expected['hr@10'].mean():.4f}. So on one "
+    "run the linear model can land a little above or a little below the random "
+    "*scores* of the table; what keeps it near random is that one ranking cannot serve "
+    "two tastes. (Each statement is a paired test over the test examples of its group "
+    "against the exact expectation.)"))
+if not quick:
+    assert verdict(against_random[favoured, "hr@10"], "linear",
+                   "random's expectation") == "better than"
+    assert verdict(against_random[other, "hr@10"], "linear",
+                   "random's expectation") == "worse than"
 
 # %% [markdown]
 # What FM learned about the planted pair: the interaction weight $\langle \mathbf
@@ -564,43 +677,52 @@ fig.colorbar(im, ax=ax, shrink=0.8,
 plt.show()
 
 # %%
-lin, fm_row = syn_results["linear"], syn_results["fm"]
-assert all(np.isfinite(list(fm_row.metrics.values())))
-assert all(np.isfinite(list(lin.metrics.values())))
-if not quick():
-    # FM clearly better: the bootstrap intervals do not even overlap
-    assert fm_row.intervals["hr@10"][0] > lin.intervals["hr@10"][1]
-    assert fm_row.intervals["mean_rank"][1] < lin.intervals["mean_rank"][0]
-    # and the planted pattern: (M,Action) - (M,Romance) - (F,Action) + (F,Romance) > 0
-    assert interaction[0, 0] + interaction[1, 1] > interaction[0, 1] + interaction[1, 0]
+syn_tests = {metric: pairwise_of(syn_results, metric)
+             for metric in ("hr@10", "mean_rank")}
+for metric, result in syn_tests.items():
+    print(f"{LABELS[metric]}: FM is {verdict_text(result, 'fm', 'linear')}")
+for ev in syn_results.values():
+    assert all(np.isfinite(list(ev.metrics.values())))
+planted = interaction[0, 0] + interaction[1, 1] - interaction[0, 1] - interaction[1, 0]
+if not quick:
+    for result in syn_tests.values():  # FM better than the linear model, by the test
+        assert verdict(result, "fm", "linear") == "better than"
+    # the planted pattern: (M,Action) - (M,Romance) - (F,Action) + (F,Romance) > 0
+    assert planted > 0
 
 # %% [markdown]
-# On the synthetic task FM's test HR@10 interval lies above the linear model's, and the
-# learned gender × genre weights show the planted diagonal (both asserted in the cell above on
-# a full run).
+# On the synthetic task FM is better than the linear model on both HR@10 and mean rank by
+# the paired test over the test examples (printed above), and the learned gender × genre
+# weights show the planted diagonal (both asserted in the cell above on a full run).
 #
 # ## FM on the next-movie task
 #
 # Now the real task. FM is trained the one way every model of the comparison
 # ([chapter 08](08_comparison.ipynb)) is trained, under the same budget, with seed 0, and kept
-# on disk, so this chapter's FM is the comparison's seed-0 FM, trained once per machine. MF,
-# the same model given only the user and movie fields, is trained the same way. In quick mode
-# training stops after 2 epochs of 4,096 examples.
+# on disk, so this chapter's FM is the comparison's seed-0 FM, trained once per machine. Two
+# rungs below it are trained the same way: MF, the same model given only the user and movie
+# fields, and the linear model, FM without its pairs. The budget every model shares, then
+# each model's card: every setting it trains with and where the setting comes from (the
+# tuning record that ships with featint), what its trials varied, and its paper's setting.
+
+# %% tags=["remove-input"]
+display(Markdown("| the budget (every model) | |\n|---|---|\n" + "\n".join(
+    f"| {what} | {value} |" for what, value in budget_rows())
+    + (f"\n\nQuick mode: {current().sizes.describe()}." if quick else "")))
+for name in ("mf", "linear", "fm"):
+    display(Markdown(card(name).markdown()))
 
 # %%
-budget = Budget()
-print(budget.describe())
-for name in ("mf", "fm"):
-    constructor = model_hparams(name, budget)
-    print(f"{name}: constructor {constructor}, learning rate {budget.lr_for(name):g}")
 mf, mf_history = trained("mf", task, progress=False)
+linear, linear_history = trained("linear", task, progress=False)
 fm, fm_history = trained("fm", task, progress=False)
-for name, model, history in (("mf", mf, mf_history), ("fm", fm, fm_history)):
+histories = {"mf": mf_history, "linear": linear_history, "fm": fm_history}
+for (name, history), model in zip(histories.items(), (mf, linear, fm), strict=True):
     print(f"{name}: {count_parameters(model):,} parameters, "
           f"best epoch {history.best_epoch} of {len(history.epochs)}")
 
 # %%
-plot_histories({"mf": mf_history, "fm": fm_history})
+plot_histories(histories)
 plt.show()
 
 # %% [markdown]
@@ -608,51 +730,49 @@ plt.show()
 #
 # The test set, seen for the first time, ranked against all movies as in
 # [chapter 00](00_data.ipynb), beside the baseline ladder of [the protocol](../book/protocol.md)
-# (random, most popular, Markov, ItemKNN) and MF:
+# (random, most popular, Markov, ItemKNN), MF and the linear model:
 
 # %%
-results = evaluate_all(task, {"mf": mf, "fm": fm})
+results = evaluate_all(task, {"mf": mf, "linear": linear, "fm": fm})
 results_table(results)
 
 # %%
 plot_results(results)
 plt.show()
 
-# %% tags=["remove-input"]
-def versus(a, b, metric):
-    """How model a compares with model b on metric, by their 95% intervals."""
-    (lo_a, hi_a), (lo_b, hi_b) = (results[a].intervals[metric],
-                                  results[b].intervals[metric])
-    sign = 1 if HIGHER_IS_BETTER[metric] else -1
-    if (lo_a > hi_b and sign > 0) or (hi_a < lo_b and sign < 0):
-        return "better than"
-    if (hi_a < lo_b and sign > 0) or (lo_a > hi_b and sign < 0):
-        return "worse than"
-    return "not separable from"
-
-
-def value(name, metric):
-    """The metric of one model with its 95% interval, as text."""
-    (lo, hi), d = results[name].intervals[metric], 1 if "rank" in metric else 3
-    return f"{results[name].metrics[metric]:.{d}f} [{lo:.{d}f}, {hi:.{d}f}]"
-
-
-names = {"popular": "most popular", "markov": "Markov", "itemknn": "ItemKNN",
-         "mf": "MF"}
-by_hr = [f"{versus('fm', b, 'hr@10')} {names[b]} ({value(b, 'hr@10')})" for b in names]
-by_rank = [f"{versus('fm', b, 'mean_rank')} {names[b]}" for b in names]
-display(Markdown(
-    f"FM's test HR@10 is {value('fm', 'hr@10')} and its mean rank "
-    f"{value('fm', 'mean_rank')} (95% bootstrap intervals over test examples). "
-    f"By HR@10, FM is {'; '.join(by_hr)}. By mean rank, it is {'; '.join(by_rank)}. "
-    "'Better' means the two intervals do not overlap. These are one training run, "
-    "seed 0; the table below sets them beside every seed of the comparison."
-    + (" (Quick mode: a smoke test, these numbers mean nothing.)" if quick() else "")))
-assert np.isfinite(results["fm"].metrics["mean_rank"])
-assert 1 <= results["fm"].metrics["mean_rank"] <= task.num_items
+# %% [markdown]
+# These are one training run per model, seed 0, and the bars are intervals over test
+# examples only. Whether FM is better than another model is a question about every seed:
+# the comparison trains each model with three seeds, ranks the same test examples, and tests
+# every pair of models example by example, with training noise counted in (chapter 08
+# explains the test). The sentences below read that test.
 
 # %%
-seed_spread(results, ["mf", "fm"])
+comparison, _ = load_comparison()  # seed_spread says where it comes from
+seed_spread(results, ["mf", "linear", "fm"])
+
+# %% tags=["remove-input"]
+NAMES = {"popular": "most popular", "markov": "Markov", "itemknn": "ItemKNN",
+         "mf": "MF", "linear": "the linear model"}
+
+
+def standing(metric):
+    """FM against each rung, as the comparison's pairwise test says it."""
+    said = (verdict_text(comparison, "fm", b, metric) for b in NAMES)
+    return "; ".join(text.replace(f" {b} (", f" {NAMES[b]} (")
+                     for b, text in zip(NAMES, said, strict=True))
+
+
+fm_seed0 = results["fm"]
+display(Markdown(
+    f"Here, with seed 0, FM's test HR@10 is {value_text(fm_seed0, 'hr@10')} and its "
+    f"mean rank {value_text(fm_seed0, 'mean_rank')}. By the comparison's pairwise "
+    f"test (every seed), FM is, by HR@10, {standing('hr@10')}; by mean rank, "
+    f"{standing('mean_rank')}."
+    + (" (Quick mode: this chapter's own numbers are a smoke test and mean nothing; "
+       "the comparison's are its record.)" if quick else "")))
+assert np.isfinite(results["fm"].metrics["mean_rank"])
+assert 1 <= results["fm"].metrics["mean_rank"] <= task.num_items
 
 # %% [markdown]
 # ## What FM cannot do
@@ -673,30 +793,34 @@ seed_spread(results, ["mf", "fm"])
 # prediction with Netflix data against support vector machines (SVMs). Its point: the SVM with
 # a polynomial kernel, which has a free weight per pair like Poly2, does no better than the
 # linear SVM, because the pairs it would need are hardly ever observed; FM estimates them.
-#
-# | | the paper | here |
-# | --- | --- | --- |
-# | data | Netflix movie ratings | MovieLens 100K: 99,057 next-movie examples |
-# | task | predict a user's rating of a movie (regression) | rank the next movie among all 1,682 |
-# | metric | RMSE | full filtered ranking: HR@10, mean rank, MRR, NDCG@10 |
-# | headline | FM's error clearly below both SVMs' | the sentence under this table |
-# | settings | squared loss, regularised, $k$ varied | the comparison's budget (printed above) |
-# | against | SVMs with a linear and a polynomial kernel | the baseline ladder and MF |
-#
-# Why the numbers cannot be compared: the task differs (a rating given against the next movie
-# chosen), and so do the metric (an error on observed ratings against a rank among every
-# unwatched movie), the data (Netflix ratings, not MovieLens 100K), the
-# training signal (here, implicit feedback with sampled negatives, so the loss depends on which
-# negatives are drawn) and the tuning (here one shared budget and the same number of
-# tuning trials for every model, each scored on validation). The paper's qualitative point can be checked, and is above: a factorized pair
-# weight is estimated where a free one cannot be (the Poly2 counts, the synthetic task).
 
 # %% tags=["remove-input"]
-display(Markdown(
-    f"Here, with seed 0: FM's test HR@10 is {value('fm', 'hr@10')} against "
-    f"{value('mf', 'hr@10')} for MF and {value('popular', 'hr@10')} for most popular; "
-    f"its mean rank {value('fm', 'mean_rank')} against {value('mf', 'mean_rank')} and "
-    f"{value('popular', 'mean_rank')}."))
+paper_side, here_side = paper_settings(card("fm"))
+display(Markdown(f"""
+| | the paper | here |
+| --- | --- | --- |
+| data | Netflix movie ratings | MovieLens 100K: {task.counts()['examples']:,} \
+next-movie examples |
+| task | predict a user's rating of a movie (regression) | rank the next movie among \
+all {task.num_items:,} |
+| metric | RMSE | full filtered ranking: HR@10, mean rank, MRR, NDCG@10 |
+| headline | FM's error clearly below both SVMs' | FM (seed 0): HR@10 \
+{value_text(results['fm'], 'hr@10')}; by the comparison's test FM is \
+{verdict_text(comparison, 'fm', 'mf').replace(' mf (', ' MF (')} |
+| settings | {paper_side} | {here_side}; every model shares the budget above |
+| against | SVMs with a linear and a polynomial kernel | the baseline ladder, MF and \
+the linear model |
+"""))
+
+# %% [markdown]
+# Why the numbers cannot be compared: the task differs (a rating given against the next movie
+# chosen), and so do the metric (an error on observed ratings against a rank among every
+# unwatched movie), the data (Netflix ratings, not MovieLens 100K), the training signal (here,
+# implicit feedback with sampled negatives, so the loss depends on which negatives are drawn)
+# and the tuning (here one shared budget and the same number of tuning trials for every model,
+# each scored on validation). The paper's qualitative point can be checked, and is above: a
+# factorized pair weight is estimated where a free one cannot be (the Poly2 counts, the
+# synthetic task).
 
 # %% [markdown]
 # ## Summary
@@ -708,9 +832,12 @@ display(Markdown(
 # - Split into context and movie, FM's cross terms are one dot product, so ranking every movie
 #   for a batch of contexts is one matrix product.
 # - Interactions are what let a model rank movies differently for different users: a linear
-#   model cannot; FM recovers a planted one, which the context also reveals in several ways.
-# - On the next-movie task, FM's seed-0 numbers sit beside MF and the baselines above;
-#   [chapter 08](08_comparison.ipynb) compares all models over three seeds.
+#   model cannot, so on the synthetic task it ranks like random, right for one taste and
+#   wrong for the other; FM recovers the planted pair, which the context also reveals in
+#   several ways.
+# - On the next-movie task, FM's seed-0 numbers sit beside MF, the linear model and the
+#   baselines; which of them FM is separated from is the comparison's paired test, over three
+#   seeds ([chapter 08](08_comparison.ipynb)).
 #
 # ## Exercises
 #
@@ -801,7 +928,7 @@ print("formula = autograd, max |difference|:", (v.grad - by_formula).abs().max()
 # Bilinearity: every term of $\hat y$ involves the context alone, the movie alone, or a
 # product of one context feature and one movie feature, and the sum of those cross products is
 # $\langle \mathbf v_C, \mathbf v_M \rangle$. So the score is a function of three things, $y_C$
-# (one number per context), $y_M$ (one per movie) and $\mathbf A \mathbf B^\top$.
+# (one number per context), $y_M$ (one per movie) and $\mathbf V_C \mathbf V_M^\top$.
 #
 # (a) survives: a function of the whole score is applied element-wise after the matrix
 # product, and a monotone one (the sigmoid) does not even change the ranking. (b) does not: a
@@ -810,23 +937,51 @@ print("formula = autograd, max |difference|:", (v.grad - by_formula).abs().max()
 # sum over $|C| \cdot |M|$ terms. (c) survives only in part: the first layer is linear, so it
 # splits into a context part and a movie part (featint's deep models do that), but every later
 # layer must run once per (context, movie) pair. FFM, the next chapter, keeps bilinearity: its
-# cross terms are still one dot product, of vectors $m_C m_M$ times wider.
+# cross terms are still one dot product, of vectors $m_C m_M$ times wider. The cell below puts
+# (a) and (b) in numbers with the chapter's trained FM: the cross terms of 64 contexts and 200
+# movies form a $64 \times 200$ matrix; FM's is $\mathbf V_C \mathbf V_M^\top$, of rank at
+# most $k$, while a tanh on each pair's product gives a matrix of full rank, which no product
+# of two $k$-column matrices can equal.
 # :::
-#
-# **4. Code: a ranking loss.** featint trains with binary cross-entropy on the target and 4
-# sampled negatives. Bayesian personalised ranking (BPR) instead maximises
-# $\log \sigma(\hat y_\text{target} - \hat y_\text{negative})$: only the *difference* of two
-# scores matters, as it does for a ranking. Write a small training loop on the synthetic task
-# that can use either loss (same model, data, negatives, optimiser and number of epochs), train
-# FM with each, and compare their test metrics with intervals. Which terms of FM can BPR not
-# learn at all, and why does that not hurt the ranking?
+
+# %% tags=["hide-input"]
+contexts = task.context(task.examples("test")[:64])
+movies = task.item_features()
+pick = torch.arange(200)
+with torch.no_grad():
+    table = fm.embedding.embedding.weight.double()                  # v_i, row per index
+    xv_c = table[contexts.idx] * contexts.val.double().unsqueeze(-1)  # (64, slots, k)
+    xv_m = table[movies.idx[pick]] * movies.val[pick].double().unsqueeze(-1)
+    pair = torch.einsum("aik,bjk->abij", xv_c, xv_m)  # every cross pair's product
+    cross = {"FM: the sum of the pairs": pair.sum((-2, -1)),
+             "tanh of each pair, then the sum": torch.tanh(pair).sum((-2, -1))}
+    rank = {name: int(torch.linalg.matrix_rank(m)) for name, m in cross.items()}
+    scores = fm(contexts, torch.arange(task.num_items)).double()
+k_fm = table.shape[1]
+print(f"rank of the 64 x 200 cross-term matrix (k = {k_fm}):", rank)
+assert rank["FM: the sum of the pairs"] <= k_fm
+assert rank["tanh of each pair, then the sum"] == 64  # full rank: (b) cannot factor
+order = torch.argsort(scores, dim=1, stable=True)
+squashed_order = torch.argsort(torch.sigmoid(scores), dim=1, stable=True)
+assert torch.equal(order, squashed_order)  # (a)
+print("(a) the sigmoid of the score ranks every movie as the score does")
+
+# %% [markdown]
+# **4. Code: a ranking loss.** featint trains with binary cross-entropy on the target and
+# sampled negatives. Bayesian personalised ranking (BPR) {cite}`rendle2009bpr` instead
+# maximises $\log \sigma(\hat y_\text{target} - \hat y_\text{negative})$: only the
+# *difference* of two scores matters, as it does for a ranking. Write a small training loop on
+# the synthetic task that can use either loss (same model, data, negatives, optimiser and
+# number of epochs), train FM with each, and compare them with the paired test over the test
+# examples. Which terms of FM can BPR not learn at all, and why does that not hurt the
+# ranking?
 
 # %% tags=["hide-input"]
 def train_synthetic(loss, epochs, seed=0, num_negatives=4, batch_size=256):
-    """FM (k = 8) trained on the synthetic task with loss 'bce' or 'bpr' for a fixed
-    number of epochs."""
-    model = build_model("fm", syn, seed=seed, embed_dim=8)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    """FM trained on the synthetic task with loss 'bce' or 'bpr' for a fixed number of
+    epochs (the embedding size and learning rate of the synthetic experiment above)."""
+    model = build_model("fm", syn, seed=seed, embed_dim=SYNTHETIC_K)
+    optimizer = torch.optim.Adam(model.parameters(), lr=SYNTHETIC_FIT["lr"])
     rng = np.random.default_rng(seed)
     fit_examples = syn.examples("fit")
     for _ in range(epochs):
@@ -848,10 +1003,14 @@ def train_synthetic(loss, epochs, seed=0, num_negatives=4, batch_size=256):
     return model.eval()
 
 
-epochs = 2 if quick() else 15
+epochs = 2 if quick else 15
 losses = {f"fm, {loss}": train_synthetic(loss, epochs) for loss in ("bce", "bpr")}
 print(f"{epochs} epochs each, no early stopping")
-results_table(evaluate_all(syn, losses, baselines=False))
+loss_results = evaluate_all(syn, losses, with_baselines=False)
+display(results_table(loss_results))
+for metric in ("hr@10", "mean_rank"):
+    print(f"{LABELS[metric]}: BPR is "
+          f"{verdict_text(pairwise_of(loss_results, metric), 'fm, bpr', 'fm, bce')}")
 
 # %% [markdown]
 # :::{admonition} Solution (the question)
@@ -863,6 +1022,7 @@ results_table(evaluate_all(syn, losses, baselines=False))
 # vectors of context features still learn, but only through the cross terms. These terms add
 # the same amount to every movie of a context, so they never change a ranking; BCE has to learn
 # them only to get the probabilities right.
-# Whether BPR ranks better or worse here is for the intervals above to say; with one seed and
-# a fixed number of epochs, do not read much into a small difference.
+# Whether BPR ranks better or worse here is for the paired test above to say; it covers the
+# test examples, not the training seed, so with one seed and a fixed number of epochs, do not
+# read much into a small difference.
 # :::

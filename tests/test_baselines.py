@@ -220,6 +220,19 @@ def test_itemknn_by_hand(synthetic_task, similarity, period, shrink):
         np.testing.assert_allclose(scores[row], want, rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.parametrize("window", [1, 3])
+def test_itemknn_with_a_window_counts_the_last_movies_only(synthetic_task, window):
+    """score(m) = sum over the last ``window`` movies watched before t of sim(h, m)."""
+    task = synthetic_task
+    model = ItemKNN(task, "fit", "jaccard", window=window)
+    ex = some_examples(task)
+    scores = model(task.context_for(model, ex), torch.arange(task.num_items)).numpy()
+    sim = model.sim.numpy()
+    for row, e in enumerate(ex):
+        last = sequence(task, task.user[e])[:task.t[e]][-window:]
+        np.testing.assert_allclose(scores[row], sim[last].sum(0), rtol=1e-12, atol=1e-15)
+
+
 def test_itemknn_similarity_is_not_symmetric_when_conditional(synthetic_task):
     sim = ItemKNN(synthetic_task, "train", "conditional").sim
     assert not torch.allclose(sim, sim.T)
@@ -232,6 +245,8 @@ def test_itemknn_refuses_bad_settings(synthetic_task):
         ItemKNN(synthetic_task, "fit", "pearson")
     with pytest.raises(ValueError, match="shrink"):
         ItemKNN(synthetic_task, "fit", "cosine", shrink=-1.0)
+    with pytest.raises(ValueError, match="window must be at least 1"):
+        ItemKNN(synthetic_task, "fit", "cosine", window=0)
 
 
 # -- every baseline --------------------------------------------------------------------------
@@ -247,7 +262,7 @@ def test_candidates_are_columns_of_the_all_movies_scores(synthetic_task, name):
     rng = np.random.default_rng(0)
     items = torch.from_numpy(np.column_stack([task.target[ex],
                                               task.sample_negatives(ex, 4, rng)]))
-    context = task.context(ex)
+    context = task.context_for(model, ex)  # ItemKNN reads the ordered history
     every = model(context, torch.arange(task.num_items))
     picked = model(context, items)
     assert every.shape == (len(ex), task.num_items) and picked.shape == items.shape

@@ -5,17 +5,24 @@ from __future__ import annotations
 import json
 
 import matplotlib
+import numpy as np
 import pytest
 
+from featint.cards import Card
 from featint.chapter import (
     evaluate_all,
     load_comparison,
+    pairwise_of,
+    paper_settings,
     plot_histories,
     plot_results,
     results_table,
     seed_spread,
+    verdict,
+    verdict_text,
 )
 from featint.compare import compare
+from featint.evaluate import Evaluation, bootstrap, metrics
 from featint.report import BASELINES
 from featint.training import trained
 from featint.tuning import RecordError
@@ -94,3 +101,47 @@ def test_plots_draw_every_model(chapter_run):
     assert axes[1].get_ylabel() == "MRR"
     axes = plot_results(results)
     assert len(axes[0].patches) == len(results) and "interval" in axes[0].get_title()
+
+
+# -- the pairwise test of a chapter's own runs ------------------------------------------------
+def evaluation(ranks, examples=None):
+    ranks = np.asarray(ranks, dtype=np.float64)
+    examples = np.arange(len(ranks)) if examples is None else examples
+    return Evaluation(ranks, examples, metrics(ranks), bootstrap(ranks, 50))
+
+
+def test_pairwise_of_a_chapter_s_runs_finds_a_planted_difference_and_no_phantom():
+    rng = np.random.default_rng(0)
+    base = rng.integers(1, 200, 2000).astype(np.float64)
+    results = {"same": evaluation(base), "copy": evaluation(base.copy()),
+               "better": evaluation(np.maximum(1, base - 40))}
+    for metric in ("mean_rank", "mrr", "hr@10"):
+        result = pairwise_of(results, metric)
+        assert verdict(result, "same", "copy") == "not separated from"
+        assert verdict(result, "better", "same") == "better than"
+        assert verdict(result, "same", "better") == "worse than"
+    text = verdict_text(pairwise_of(results, "mean_rank"), "same", "better")
+    assert text.startswith("worse than better (-") and "mean rank)" in text
+    with pytest.raises(ValueError, match="not 'mrr'"):
+        verdict(pairwise_of(results, "hr@10"), "same", "copy", "mrr")
+
+
+def test_pairwise_of_refuses_runs_on_other_examples():
+    results = {"a": evaluation([1, 2, 3]), "b": evaluation([1, 2, 3], np.array([4, 5, 6]))}
+    with pytest.raises(ValueError, match="other examples.*same split"):
+        pairwise_of(results)
+
+
+def test_paper_settings_come_from_the_card():
+    card = Card("ffm", "k 16, lr 0.005", {"embed_dim": 16, "lr": 0.005, "weight_decay": 0.0},
+                {"embed_dim": "budget", "lr": "tuned", "weight_decay": "budget"},
+                ["embed_dim", "lr", "weight_decay"], 3, "k 4, L2 2e-5, lr 0.005",
+                "Juan et al. (2016), §4.5", "AdaGrad here Adam", True)
+    paper, here = paper_settings(card)
+    assert paper == "`k 4, L2 2e-5, lr 0.005` (Juan et al. (2016), §4.5)"
+    assert here.startswith("learning rate 0.005, chosen on validation among 3 trials that "
+                           "varied embedding size k, learning rate, weight decay")
+    assert "was one of the trials" in here and here.endswith("not followed: AdaGrad here Adam")
+    untuned = Card("random", None, {}, {}, [], 0, None, "a baseline", "", False)
+    assert paper_settings(untuned) == ("a baseline",
+                                       "nothing to choose; no paper's setting to try")
