@@ -12,7 +12,8 @@ learning rate and at half of it, and a third trial: the setting its paper recomm
 paper gives one we can follow (:data:`PAPERS` says where the paper states it and what of it
 is not followed), else the anchor at twice its learning rate. So the learning rate is varied
 for every trained model, and the paper's setting is tried wherever there is one. The counting
-baselines (Markov, ItemKNN) have no learning rate: three values of their one setting.
+baselines have no learning rate: Markov three values of its back-off, ItemKNN its similarity
+over every movie watched so far and over the protocol's history window.
 
 A setting is one flat dict: ``lr``, ``weight_decay``, ``loss``, ``num_negatives``,
 ``reduction`` and ``embedding_l2`` go to training (:func:`featint.train.fit`), every other key
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from featint.config import RECORDS
+from featint.task import PROTOCOL, WINDOWS
 
 #: The settings read by training (:func:`featint.train.fit`); every other key of a setting is a
 #: constructor argument (``init_std`` among them: :func:`featint.models.build_model` takes it).
@@ -87,9 +89,13 @@ SPACES: dict[str, dict[str, dict[str, Any]]] = {
     # alpha below 1 / max p(m) (146 on the fit period) is a pure back-off: one trial there
     "markov": {"alpha 1": {"alpha": 1.0}, "alpha 300": {"alpha": 300.0},
                "alpha 1000": {"alpha": 1000.0}},
-    "itemknn": {"jaccard": {"similarity": "jaccard", "shrink": 0.0},
-                "cosine": {"similarity": "cosine", "shrink": 0.0},
-                "conditional": {"similarity": "conditional", "shrink": 0.0}},
+    # the similarity chosen under v2, over every movie watched so far (the protocol's rung)
+    # and over the protocol's history window, then the other similarity over the window
+    "itemknn": {"jaccard, every movie": {"similarity": "jaccard", "shrink": 0.0},
+                f"jaccard, last {WINDOWS[PROTOCOL]}": {"similarity": "jaccard", "shrink": 0.0,
+                                                       "window": WINDOWS[PROTOCOL]},
+                f"cosine, last {WINDOWS[PROTOCOL]}": {"similarity": "cosine", "shrink": 0.0,
+                                                      "window": WINDOWS[PROTOCOL]}},
     "mf": space(("plain", {}, 1e-2)),
     "linear": space(("plain", {}, 2e-2)),
     "fm": space(("plain", {}, 1e-2)),
