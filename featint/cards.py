@@ -36,7 +36,10 @@ NAMES = {
     "attend": "attended pairs", "p_init": "p starts at", "attention_l2": "L2 on W (attention)",
     "wide_l1": "L1 on the wide weights", "wide_l2": "L2 on the wide weights",
     "bottom": "bottom MLP", "top": "top MLP", "interaction": "interaction",
-    "init_std": "embeddings drawn from N(0, s²), s", "loss": "loss",
+    "init_std": "embeddings drawn from N(0, σ²), σ", "loss": "loss",
+    "epochs": "at most epochs", "batch_size": "batch", "patience": "early stopping: patience",
+    "monitor": "early stopping: validation metric", "valid_limit":
+    "validation examples ranked each epoch",
     "num_negatives": "sampled negatives", "blocks": "attention blocks", "heads": "heads",
     "max_len": "longest prefix", "alpha": "α", "similarity": "similarity", "shrink": "shrink",
 }
