@@ -10,6 +10,7 @@ record, written by ``make run`` and shipped with featint: :func:`load_comparison
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,9 @@ from featint.baselines import RandomScores, choose
 from featint.compare import Comparison
 from featint.config import RECORDS, Config, current
 from featint.data import DEFAULT_RELEASE
-from featint.evaluate import HIGHER_IS_BETTER, LABELS, Evaluation, evaluate
+from featint.evaluate import HIGHER_IS_BETTER, LABELS, Evaluation, evaluate, per_example
 from featint.report import BASELINES, LADDER, evaluation_table
+from featint.stats import Pairwise, pairwise
 from featint.task import PROTOCOL, WINDOWS, NextMovieTask
 from featint.train import History
 from featint.tuning import RecordError
@@ -177,26 +179,65 @@ def value_text(evaluation: Evaluation, metric: str) -> str:
     return (f"{evaluation.metrics[metric]:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]")
 
 
-def verdict(comparison: Comparison, a: str, b: str, metric: str = "hr@10") -> str:
-    """Model ``a`` against model ``b`` on test ``metric`` as the comparison's pairwise test
-    says it (every seed, paired over test examples, Holm over every pair of the comparison):
-    ``"better than"``, ``"worse than"`` or ``"not separated from"``. The direction of the
-    metric is the metric's own (a lower mean rank is better)."""
-    result = comparison.pairwise(metric)
+def pair_verdict(result: Pairwise, a: str, b: str) -> str:
+    """Model ``a`` against model ``b`` as a pairwise test ``result`` says it
+    (:func:`featint.stats.pairwise`, Holm over every pair of its family): ``"better than"``,
+    ``"worse than"`` or ``"not separated from"``, in the direction of the result's metric (a
+    lower mean rank is better)."""
     row = result.pair(a, b)
     if not row["separated"]:
         return "not separated from"
     return "better than" if row["a"] == a else "worse than"
 
 
+def pair_verdict_text(result: Pairwise, a: str, b: str) -> str:
+    """:func:`pair_verdict` with its numbers: ``"better than markov (+0.0381 [+0.0312,
+    +0.0450] HR@10)"``: the difference a minus b in the metric's direction (positive: a
+    better) and its interval at the level Holm tested the pair at (it excludes zero exactly
+    when the pair is separated)."""
+    row = result.pair(a, b)
+    sign = 1.0 if row["a"] == a else -1.0
+    d, lo, hi = sign * row["difference"], sign * row["lo"], sign * row["hi"]
+    lo, hi = min(lo, hi), max(lo, hi)
+    digits = 1 if "rank" in result.metric else 4
+    return (f"{pair_verdict(result, a, b)} {b} ({d:+.{digits}f} [{lo:+.{digits}f}, "
+            f"{hi:+.{digits}f}] {LABELS[result.metric]})")
+
+
+def verdict(comparison: Comparison, a: str, b: str, metric: str = "hr@10") -> str:
+    """Model ``a`` against model ``b`` on test ``metric`` as the comparison's pairwise test
+    says it (every seed, paired over test examples, Holm over every pair of the comparison):
+    ``"better than"``, ``"worse than"`` or ``"not separated from"``. The direction of the
+    metric is the metric's own (a lower mean rank is better)."""
+    return pair_verdict(comparison.pairwise(metric), a, b)
+
+
 def verdict_text(comparison: Comparison, a: str, b: str, metric: str = "hr@10") -> str:
     """:func:`verdict` with its numbers: ``"better than markov (+0.0381 [0.0312, 0.0450]
     HR@10)"``: the difference a minus b in the metric's direction (positive: a better) and
     its interval at the level the pair was tested at."""
-    row = comparison.pairwise(metric).pair(a, b)
-    sign = 1.0 if row["a"] == a else -1.0
-    d, lo, hi = sign * row["difference"], sign * row["lo"], sign * row["hi"]
-    lo, hi = min(lo, hi), max(lo, hi)
-    digits = 1 if "rank" in metric else 4
-    return (f"{verdict(comparison, a, b, metric)} {b} ({d:+.{digits}f} [{lo:+.{digits}f}, "
-            f"{hi:+.{digits}f}] {LABELS[metric]})")
+    return pair_verdict_text(comparison.pairwise(metric), a, b)
+
+
+def pairwise_of(results: dict[str, Evaluation], names: Sequence[str] | None = None,
+                metric: str = "hr@10", where: np.ndarray | None = None,
+                alpha: float = 0.05) -> Pairwise:
+    """Every pair of ``names`` (default: all) of a chapter's own evaluations compared on
+    ``metric`` by the comparison's test (:func:`featint.stats.pairwise`: paired over test
+    examples, Holm over every pair), for the statements a chapter makes about models or
+    variants the comparison does not hold (an ablation, a component ranked alone). One run
+    per model, so the test holds the test-set noise only; ``where``, a boolean mask over the
+    evaluated examples, restricts it to a subgroup. Every evaluation must hold the same
+    examples in the same order."""
+    names = list(names or results)
+    first = results[names[0]].examples
+    for name in names[1:]:
+        if not np.array_equal(results[name].examples, first):
+            raise ValueError(f"{name!r} was evaluated on other examples than {names[0]!r}: "
+                             f"evaluate every model on the same examples to pair them")
+    keep = np.ones(len(first), bool) if where is None else np.asarray(where, bool)
+    if keep.shape != first.shape:
+        raise ValueError(f"where must be a mask over the {len(first)} evaluated examples, "
+                         f"got shape {keep.shape}")
+    values = {n: per_example(results[n].ranks[keep], metric) for n in names}
+    return pairwise(values, metric, alpha)

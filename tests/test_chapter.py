@@ -5,17 +5,22 @@ from __future__ import annotations
 import json
 
 import matplotlib
+import numpy as np
 import pytest
 
 from featint.chapter import (
     evaluate_all,
     load_comparison,
+    pair_verdict,
+    pair_verdict_text,
+    pairwise_of,
     plot_histories,
     plot_results,
     results_table,
     seed_spread,
 )
 from featint.compare import compare
+from featint.evaluate import Evaluation, metrics
 from featint.report import BASELINES
 from featint.training import trained
 from featint.tuning import RecordError
@@ -94,3 +99,41 @@ def test_plots_draw_every_model(chapter_run):
     assert axes[1].get_ylabel() == "MRR"
     axes = plot_results(results)
     assert len(axes[0].patches) == len(results) and "interval" in axes[0].get_title()
+
+
+def _evaluation(ranks, examples=None) -> Evaluation:
+    ranks = np.asarray(ranks, dtype=np.float64)
+    examples = np.arange(len(ranks)) if examples is None else examples
+    return Evaluation(ranks, examples, metrics(ranks), {})
+
+
+def test_pairwise_of_finds_a_planted_difference_and_not_a_tie():
+    rng = np.random.default_rng(0)
+    same = rng.integers(1, 50, 2000)
+    results = {"good": _evaluation(np.where(rng.random(2000) < 0.6, 1, 500)),
+               "bad": _evaluation(np.where(rng.random(2000) < 0.1, 1, 500)),
+               "twin": _evaluation(same), "twin2": _evaluation(same.copy())}
+    result = pairwise_of(results, ["good", "bad"])
+    assert pair_verdict(result, "good", "bad") == "better than"
+    assert pair_verdict(result, "bad", "good") == "worse than"
+    text = pair_verdict_text(result, "bad", "good")
+    assert text.startswith("worse than good (-0.") and text.endswith("HR@10)")
+    # the direction is the metric's: a lower mean rank is better
+    by_rank = pairwise_of(results, ["good", "bad"], "mean_rank")
+    assert pair_verdict(by_rank, "good", "bad") == "better than"
+    assert pair_verdict_text(by_rank, "good", "bad").startswith("better than bad (+")
+    tie = pairwise_of(results, ["twin", "twin2"], "mrr")
+    assert pair_verdict(tie, "twin", "twin2") == "not separated from"
+    # a subgroup: where "good" is no better, the test says so
+    where = np.asarray(results["good"].ranks == results["bad"].ranks)
+    sub = pairwise_of(results, ["good", "bad"], where=where)
+    assert sub.num_examples == where.sum()
+    assert pair_verdict(sub, "good", "bad") == "not separated from"
+
+
+def test_pairwise_of_refuses_unpaired_evaluations():
+    results = {"a": _evaluation([1, 2, 3]), "b": _evaluation([1, 2, 3], np.array([3, 4, 5]))}
+    with pytest.raises(ValueError, match="other examples.*same examples"):
+        pairwise_of(results)
+    with pytest.raises(ValueError, match="mask over the 3 evaluated examples"):
+        pairwise_of({"a": results["a"], "c": _evaluation([2, 2, 2])}, where=np.ones(2, bool))
