@@ -625,9 +625,8 @@ for name, model, history in (("fm", fm, fm_history), ("afm", afm, afm_history)):
 
 # %% [markdown]
 # The training curves. The left panel's losses are **not comparable** between the two models:
-# AFM's is measured with dropout on its pooled vector (and, when it starts from FM, from FM's
-# loss onwards), FM has no dropout. Compare them on the right, the MRR on the validation
-# examples (dropout off, the same examples for both).
+# AFM's is measured with dropout on its pooled vector, FM has no dropout. Compare them on
+# the right, the MRR on the validation examples (dropout off, the same examples for both).
 
 # %%
 plot_histories({"fm": fm_history, "afm": afm_history})
