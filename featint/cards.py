@@ -15,9 +15,12 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
+import pandas as pd
+
 from featint.config import BUDGET, Budget
 from featint.evaluate import LABELS
 from featint.models import MODELS
+from featint.report import markdown_table, ordered
 from featint.training import fit_args, model_hparams, setting_of
 from featint.tuning import PAPERS, SPACES, chosen_trial, load_trials, split
 
@@ -28,8 +31,8 @@ NAMES = {
     "lr": "learning rate", "weight_decay": "weight decay (Adam, every parameter)",
     "reduction": "loss over a batch", "embedding_l2": "L2 on the embeddings a batch uses",
     "embed_dim": "embedding size k", "hidden": "hidden layers", "dropout": "dropout",
-    "bi_dropout": "dropout on f_BI", "batch_norm": "batch normalisation",
-    "pretrain": "starts from a trained", "attention_dim": "attention size t",
+    "bi_dropout": "dropout on BI(x)", "batch_norm": "batch normalisation",
+    "pretrain": "starts from a trained", "attention_dim": "attention size k_a",
     "attend": "attended pairs", "p_init": "p starts at", "attention_l2": "L2 on W (attention)",
     "wide_l1": "L1 on the wide weights", "wide_l2": "L2 on the wide weights",
     "bottom": "bottom MLP", "top": "top MLP", "interaction": "interaction",
@@ -158,3 +161,57 @@ def budget_rows(budget: Budget = BUDGET) -> list[tuple[str, str]]:
             ("optimiser", "Adam"), ("batch", f"{budget.batch_size} examples"),
             ("negatives", f"{budget.num_negatives} sampled unwatched movies per positive"),
             ("loss", "binary cross-entropy")]
+
+
+def overview(names: list[str] | tuple[str, ...], budget: Budget = BUDGET) -> pd.DataFrame:
+    """The tuning of each of ``names`` in one table, read off their cards: the number of
+    trials, what the trials varied, the chosen trial and its validation MRR, the paper's
+    setting, whether it was among the trials and whether it was chosen, and the seconds of
+    training the trials took (the sum of their ``train_seconds`` on record; NaN for a
+    counting baseline, which is built, not trained)."""
+    rows = {}
+    for name in names:
+        c = card(name, budget)
+        seconds = [t["train_seconds"] for t in load_trials(name) if "train_seconds" in t]
+        rows[name] = {
+            "trials": c.trials,
+            "varied": ", ".join(NAMES.get(k, k) for k in c.tuned) or "–",
+            "chosen": c.chosen or "–",
+            "valid MRR": c.valid_mrr.get(c.chosen, float("nan")),
+            "paper's setting": c.paper or "none given",
+            "paper tried": "yes" if c.paper_tried else ("–" if c.paper is None else "no"),
+            "paper chosen": ("–" if c.paper is None else
+                             "yes" if c.paper == c.chosen else "no"),
+            "tuning s": float(sum(seconds)) if seconds else float("nan"),
+        }
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    frame.index.name = "model"
+    return frame
+
+
+def papers_table(names: list[str] | tuple[str, ...], budget: Budget = BUDGET) -> pd.DataFrame:
+    """Paper vs here for each of ``names``, from their cards: the paper's setting (the label
+    of its trial), where the paper states it, whether it was tried and chosen, and what of it
+    is not followed here."""
+    rows = {}
+    for name in names:
+        c = card(name, budget)
+        rows[name] = {"paper's setting": c.paper or "none given",
+                      "where the paper states it": c.paper_source,
+                      "tried / chosen": ("–" if c.paper is None else
+                                         f"{'yes' if c.paper_tried else 'no'} / "
+                                         f"{'yes' if c.paper == c.chosen else 'no'}"),
+                      "not followed here": c.paper_differs or "–"}
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    frame.index.name = "model"
+    return frame
+
+
+def cards_table(names: list[str] | None = None) -> str:
+    """:func:`overview` of every model with something to set (default: every model of the
+    tuning record, leaderboard order) as a Markdown table: the README's."""
+    names = names if names is not None else ordered([n for n in SPACES if n in PAPERS])
+    frame = overview(names)
+    frame["valid MRR"] = frame["valid MRR"].map(lambda v: f"{v:.4f}")
+    frame["tuning s"] = frame["tuning s"].map(lambda v: "–" if v != v else f"{v:,.0f}")
+    return markdown_table(frame.astype(str))

@@ -5,6 +5,7 @@ README and chapter 08 read them.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -12,10 +13,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from featint.evaluate import HIGHER_IS_BETTER, LABELS, METRICS
+from featint.evaluate import HIGHER_IS_BETTER, LABELS, METRICS, per_example
 from featint.files import atomic_open
-from featint.stats import Pairwise
-from featint.tuning import PAPER, SPACES, chosen_trial, load_trials
+from featint.stats import Pairwise, _holm_levels, holm, paired_t
+from featint.tuning import PAPER, SPACES, RecordError, chosen_trial, load_trials
 
 #: The order of the leaderboard and the charts: roughly the order of the notebooks, from no
 #: interactions to learned ones, then the sequence model on top. Registered models not listed
@@ -396,8 +397,8 @@ def trials_table(folder: str | Path | None = None) -> pd.DataFrame:
 def plot_trials(table: pd.DataFrame, ax: Any, metric: str = "mrr") -> None:
     """The spread of each model's trials: one row per model (leaderboard order, top to
     bottom), a dot per trial at its validation ``metric``, the chosen one filled, the paper's
-    setting ringed, a line over the range. A long line is a model whose result depends on
-    its setting."""
+    setting ringed, a line over the range, the legend beside the axes. A long line is a
+    model whose result depends on its setting."""
     names = ordered(list(table["model"].unique()))
     for i, name in enumerate(names):
         rows = table[table["model"] == name]
@@ -416,7 +417,8 @@ def plot_trials(table: pd.DataFrame, ax: Any, metric: str = "mrr") -> None:
     ax.scatter([], [], s=30, color="C0", label="chosen")
     ax.scatter([], [], s=30, color="white", edgecolors="C0", label="other trials")
     ax.scatter([], [], s=110, facecolors="none", edgecolors="C3", label="the paper's setting")
-    ax.legend(loc="lower left", fontsize=8)  # low MRR, bottom rows: an empty corner
+    ax.set_ylabel("model")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)  # beside, not over
 
 
 def tuning_summary(table: pd.DataFrame) -> pd.DataFrame:
@@ -512,3 +514,366 @@ def plot_window(ax: Any, record: dict[str, Any] | None = None) -> None:
     ax.set_xlabel("history window W (the last W movies before t)")
     ax.set_ylabel("FM validation MRR (dots: seeds 0-2, bar: mean)")
     ax.legend(loc="lower left", fontsize=8)
+
+
+# -- colours and labels -------------------------------------------------------------------------
+#: The rungs of the ladder in greys, light to dark, so that the baselines read as one family
+#: and still differ from each other. Matplotlib's C7 is a grey too: no model gets it.
+LADDER_GREYS = {"random": "0.85", "popular": "0.72", "markov": "0.55", "itemknn": "0.4",
+                "mf": "0.25"}
+#: Every model's colour, the same in every chart: matplotlib's tab10 without C7 (its grey),
+#: then navy, teal and dark goldenrod; it repeats past twelve models.
+PALETTE = ("C0", "C1", "C2", "C3", "C4", "C5", "C6", "C8", "C9", "navy", "teal",
+           "darkgoldenrod")
+
+
+def colours(names: Sequence[str]) -> dict[str, str]:
+    """Name -> colour: the rungs of :data:`LADDER` in :data:`LADDER_GREYS`, every other model
+    the colour of its place in :data:`CANONICAL_ORDER` (then the rest, in order) from
+    :data:`PALETTE`, so that a model keeps its colour whichever models a chart shows."""
+    models = [n for n in CANONICAL_ORDER if n not in LADDER]
+    models += sorted(n for n in names if n not in LADDER and n not in models)
+    return {n: LADDER_GREYS[n] if n in LADDER else PALETTE[models.index(n) % len(PALETTE)]
+            for n in names}
+
+
+def annotate_points(ax: Any, points: dict[str, tuple[float, float]], fontsize: float = 8,
+                    gap: float = 2.0) -> list[Any]:
+    """Write each name beside its point so that no two labels overlap and no label covers
+    another point.
+
+    ``points``: name -> ``(x, y)`` in data coordinates. A label goes to the right of its
+    point where it has room. Labels that would overlap each other or another point form a
+    group: they are written in a column just right of the group's rightmost point, in the
+    order of their points' heights, each with a thin line to its point. Call it after the
+    axes' limits and scales are set: the figure is drawn first, so that the labels are
+    placed where it will show them, and they are kept out of the layout (they never move
+    the axes). ``gap``: points of space between labels. Returns the annotations."""
+    fig = ax.figure
+    fig.canvas.draw()  # the final layout: limits, scales and the axes' place in the figure
+    renderer = fig.canvas.get_renderer()
+    px = fig.dpi / 72.0  # display units per point
+    names = list(points)
+    at = {n: ax.transData.transform(points[n]) for n in names}  # display coordinates
+    size = {}
+    for name in names:  # measure each label
+        probe = ax.annotate(name, points[name], fontsize=fontsize)
+        box = probe.get_window_extent(renderer)
+        size[name] = (box.width, box.height)
+        probe.remove()
+
+    def natural(name: str) -> tuple[float, float, float, float]:
+        x, y = at[name]
+        w, h = size[name]
+        return x + 5 * px, y - h / 2, x + 5 * px + w, y + h / 2
+
+    def overlap(a: tuple, b: tuple) -> bool:
+        return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+    def covers(box: tuple, name: str) -> bool:  # the label covers the marker of ``name``
+        x, y = at[name]
+        r = 4 * px
+        return overlap(box, (x - r, y - r, x + r, y + r))
+
+    group = {n: {n} for n in names}  # clashing labels, joined into groups
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            if (overlap(natural(a), natural(b)) or covers(natural(a), b)
+                    or covers(natural(b), a)) and group[a] is not group[b]:
+                joined = group[a] | group[b]
+                for n in joined:
+                    group[n] = joined
+    placed: dict[str, tuple[float, float]] = {}  # name -> label's left, centre (display)
+    for members in {id(g): g for g in group.values()}.values():
+        members = sorted(members, key=lambda n: -at[n][1])  # top to bottom
+        if len(members) == 1:
+            x, y = at[members[0]]
+            placed[members[0]] = (x + 5 * px, y)
+            continue
+        left = max(at[n][0] for n in members) + 12 * px
+        heights = [size[n][1] + gap * px for n in members]
+        top = np.mean([at[n][1] for n in members]) + sum(heights) / 2
+        for name, h in zip(members, heights, strict=True):
+            placed[name] = (left, top - h / 2)
+            top -= h
+    boxes: list[tuple] = []  # the last resort: push a label up past one placed before it
+    for name in sorted(names, key=lambda n: placed[n][1]):
+        x, y = placed[name]
+        w, h = size[name]
+        box = (x, y - h / 2, x + w, y + h / 2)
+        moved = True
+        while moved:
+            moved = False
+            for other in boxes:
+                if overlap(box, other):
+                    dy = other[3] - box[1] + gap * px
+                    box, moved = (box[0], box[1] + dy, box[2], box[3] + dy), True
+        boxes.append(box)
+        placed[name] = (x, (box[1] + box[3]) / 2)
+    texts = []
+    for name in names:
+        x, y = at[name]
+        dx, dy = (placed[name][0] - x) / px, (placed[name][1] - y) / px
+        line = (None if abs(dx - 5) < 0.5 and abs(dy) < 0.5 else
+                {"arrowstyle": "-", "color": "0.6", "lw": 0.5, "shrinkA": 0, "shrinkB": 3})
+        texts.append(ax.annotate(name, points[name], xytext=(dx, dy), va="center",
+                                 textcoords="offset points", fontsize=fontsize,
+                                 arrowprops=line, annotation_clip=False))
+        texts[-1].set_in_layout(False)
+    return texts
+
+
+# -- every pair, the letters and the ladder -------------------------------------------------------
+def difference_cell(result: Pairwise, a: str, b: str) -> tuple[str, str]:
+    """``a`` against ``b`` in ``result``: ``(mark, text)``, the mark ``▲`` (a better beyond
+    the noise), ``▼`` (worse) or blank, the text ``+0.0123 [+0.0050, +0.0196]``: how much
+    better a is than b, in the metric's units with the sign turned so that + is better for
+    mean rank too, and its interval at the level Holm tested the pair at."""
+    row = result.pair(a, b)
+    sign = 1.0 if row["a"] == a else -1.0
+    d, lo, hi = sign * row["difference"], sign * row["lo"], sign * row["hi"]
+    lo, hi = min(lo, hi), max(lo, hi)
+    mark = ("▲" if sign > 0 else "▼") if row["separated"] else ""
+    text = (f"{_value_text(d, result.metric, True)} [{_value_text(lo, result.metric, True)}, "
+            f"{_value_text(hi, result.metric, True)}]")
+    return mark, text
+
+
+def letters_table(results: Sequence[Pairwise]) -> pd.DataFrame:
+    """The compact letters of several metrics side by side: one row per model (in the first
+    result's order), per metric its mean and its letters, ``0.1523 (ab)``. The results must
+    hold the same models."""
+    first = results[0]
+    columns = {}
+    for result in results:
+        if set(result.order) != set(first.order):
+            raise ValueError("the results hold different models: compare the same family")
+        columns[LABELS[result.metric]] = [
+            f"{_value_text(result.means[n], result.metric)} ({result.letters[n]})"
+            for n in first.order]
+    return pd.DataFrame(columns, index=pd.Index(first.order, name="model"))
+
+
+def ladder_table(result: Pairwise, models: Sequence[str], rungs: Sequence[str]) -> pd.DataFrame:
+    """What each of ``models`` adds over each rung of ``rungs``: a cell per (model, rung),
+    ``▲ +0.0123 [+0.0050, +0.0196]`` (:func:`difference_cell`: the model minus the rung, +
+    better), read off ``result``, so that the table claims exactly the separations of the
+    family ``result`` tested."""
+    return pd.DataFrame({rung: [" ".join(x for x in difference_cell(result, m, rung) if x)
+                                if m != rung else "–" for m in models] for rung in rungs},
+                        index=pd.Index(list(models), name=f"Δ {LABELS[result.metric]}"))
+
+
+def ladder_lines(result: Pairwise, models: Sequence[str], rungs: Sequence[str]) -> list[str]:
+    """One Markdown list item per rung: which of ``models`` are above it beyond the noise,
+    which are not separated from it and which are below it, on ``result``'s test."""
+    lines = []
+    for rung in rungs:
+        above, behind = result.separated_from(rung)  # rung ahead of / behind these
+        others = [m for m in models if m != rung]
+        parts = []
+        for word, found in (("above it", [m for m in others if m in behind]),
+                            ("not separated from it", [m for m in others if m not in behind
+                                                       and m not in above]),
+                            ("below it", [m for m in others if m in above])):
+            if found:
+                parts.append(f"{word}: {names_text(found)}")
+        lines.append(f"- **{rung}** ({_value_text(result.means[rung], result.metric)}): "
+                     + "; ".join(parts))
+    return lines
+
+
+# -- the peers, the ablation and protocol v2: records beside the comparison --------------
+PEERS_FORMAT = "featint-peers/1"
+ABLATION_FORMAT = "featint-ablation/1"
+V2_FORMAT = "featint-protocol-v2-summary/1"
+
+
+def _read_record(path: Path, fmt: str, fix: str) -> dict[str, Any]:
+    """The JSON record at ``path`` of format ``fmt``, else a RecordError that says ``fix``."""
+    if not path.exists():
+        raise RecordError(f"no record {path}. Fix: {fix}")
+    record = json.loads(path.read_text(encoding="utf-8"))
+    if record.get("format") != fmt:
+        raise RecordError(f"{path} is not a {fmt} record. Fix: {fix}")
+    return record
+
+
+def load_peers(folder: str | Path) -> list[dict[str, Any]]:
+    """The peer twins on record (``make peers``, ``benchmarks/peers.py``): the rows of its
+    ``summary.json`` in ``folder`` (or of one per feature set, ``folder/<features>/
+    summary.json``), one per (twin, feature set), each with ``folder`` added: where its
+    ranks are (``<folder>/<features>/ranks/<twin>_seed<seed>.npz``), and ``features_note``:
+    how the twin takes the features (from its record). A missing record, or
+    a quick-mode smoke run, is a :class:`featint.tuning.RecordError`."""
+    folder = Path(folder)
+    fix = "run `make peers` (benchmarks/peers.py), which writes it"
+    files = ([folder / "summary.json"] if (folder / "summary.json").exists()
+             else sorted(folder.glob("*/summary.json")))
+    if not files:
+        raise RecordError(f"no peers' summary in {folder}. Fix: {fix}")
+    rows = {}
+    for path in files:
+        for row in _read_record(path, PEERS_FORMAT, fix)["twins"]:
+            if row["quick"]:
+                raise RecordError(f"{path} holds a quick-mode smoke run of {row['twin']}, "
+                                  f"not results. Fix: {fix}")
+            twin = path.parent / row["features"] / f"{row['twin']}.json"
+            note = (json.loads(twin.read_text(encoding="utf-8")).get("features_note", "")
+                    if twin.exists() else "")
+            rows[(row["twin"], row["features"])] = {**row, "folder": str(path.parent),
+                                                    "features_note": note}
+    return list(rows.values())
+
+
+def peer_pairs(comparison: Any, peers: list[dict[str, Any]],
+               metrics: Sequence[str] = ("hr@10", "mrr", "mean_rank"),
+               alpha: float = 0.05) -> pd.DataFrame:
+    """Every twin of :func:`load_peers` against its featint model of ``comparison`` (a
+    :class:`featint.compare.Comparison`), paired over the same test examples, each side
+    averaged over its seeds (:func:`featint.stats.paired_t`: test-set and training noise).
+    For each metric, Holm's correction over all the twins keeps the chance of a false
+    separation at ``alpha``. One row per twin: ``twin``, ``library``, ``features``,
+    ``featint_model``, ``chosen``, ``seeds``, and per metric ``m``: ``m twin``, ``m featint``
+    (the means), ``m difference`` (featint minus the twin, in the metric's units), ``m lo``,
+    ``m hi`` (its interval at the level Holm tested it at) and ``m verdict`` (``featint
+    better``, ``twin better`` or ``not separated``). A twin ranked on other test examples is
+    a :class:`featint.tuning.RecordError`."""
+    from featint.files import load_ranks
+
+    rows, tests = [], {m: [] for m in metrics}
+    for peer in peers:
+        model = peer["featint_model"]
+        if model not in comparison.aggregates:
+            raise RecordError(f"the comparison holds no {model}, the model of the twin "
+                              f"{peer['twin']}. Fix: run `make run` with it")
+        theirs = [load_ranks(Path(peer["folder"]) / peer["features"] / "ranks"
+                             / f"{peer['twin']}_seed{s}.npz") for s in peer["seeds"]]
+        ours = comparison.ranks(model, comparison.aggregates[model]["seeds"][0])[1]
+        if any(not np.array_equal(examples, ours) for _, examples in theirs):
+            raise RecordError(f"the twin {peer['twin']} ({peer['features']} features) was "
+                              "ranked on other test examples than the comparison (another "
+                              "protocol or quick mode). Fix: rerun `make peers`")
+        row = {k: peer[k] for k in ("twin", "library", "features", "featint_model",
+                                    "chosen", "seeds")}
+        for m in metrics:
+            a = comparison.per_example(model, m)
+            b = np.stack([per_example(r, m) for r, _ in theirs])
+            tests[m].append(paired_t(a, b))
+            row[f"{m} twin"], row[f"{m} featint"] = float(b.mean()), float(a.mean())
+        rows.append(row)
+    for m in metrics:
+        p = np.array([t.p for t in tests[m]])
+        adjusted, rates = holm(p), _holm_levels(p, alpha)
+        for row, test, p_adj, rate in zip(rows, tests[m], adjusted, rates, strict=True):
+            lo, hi = test.interval(1 - rate)
+            row.update({f"{m} difference": test.difference, f"{m} lo": lo, f"{m} hi": hi})
+            featint_ahead = (test.difference > 0) == HIGHER_IS_BETTER[m]
+            row[f"{m} verdict"] = ("not separated" if p_adj > alpha else
+                                   "featint better" if featint_ahead else "twin better")
+    return pd.DataFrame(rows)
+
+
+def load_ablation(folder: str | Path) -> dict[str, Any]:
+    """The ablation on record (``make ablation``, ``benchmarks/ablation.py``:
+    ``folder/ablation.json``); a missing record or a quick-mode smoke run is a
+    :class:`featint.tuning.RecordError`."""
+    path = Path(folder) / "ablation.json"
+    fix = "run `make ablation` (benchmarks/ablation.py), which writes it"
+    record = _read_record(path, ABLATION_FORMAT, fix)
+    if record["quick"]:
+        raise RecordError(f"{path} holds a quick-mode smoke run, not results. Fix: {fix}")
+    if not record.get("effects"):
+        raise RecordError(f"{path} holds no effects yet (the ablation did not finish). "
+                          f"Fix: {fix}")
+    return record
+
+
+def ablation_effects(record: dict[str, Any]) -> pd.DataFrame:
+    """Every effect of :func:`load_ablation`'s record as numbers: one row per (model, change,
+    split, metric) with ``seeds``, ``mean`` (the change minus the baseline, mean over seeds),
+    ``lo``/``hi`` (95% t-interval over seeds; NaN with one seed) and ``paired``, ``paired_lo``
+    and ``paired_hi`` (the bootstrap over test examples and seeds, paired by both)."""
+    rows = []
+    for model, changes in record["effects"].items():
+        for change, effect in changes.items():
+            for key, e in effect.items():
+                if key == "seeds":
+                    continue
+                split, metric = key.split("_", 1)
+                rows.append({"model": model, "change": change, "split": split,
+                             "metric": metric, "seeds": len(effect["seeds"]),
+                             "mean": e["mean"],
+                             "lo": np.nan if e["lo"] is None else e["lo"],
+                             "hi": np.nan if e["hi"] is None else e["hi"],
+                             "paired": e["paired"]["mean"], "paired_lo": e["paired"]["lo"],
+                             "paired_hi": e["paired"]["hi"]})
+    return pd.DataFrame(rows)
+
+
+def ablation_table(record: dict[str, Any],
+                   columns: Sequence[tuple[str, str]] = (("valid", "mrr"), ("valid", "hr@10"),
+                                                         ("test", "mrr"), ("test", "hr@10")),
+                   ) -> pd.DataFrame:
+    """:func:`load_ablation`'s record as a table of strings: per model its baseline's own
+    values, then each change's effect ``+0.0012 [-0.0010, +0.0034]`` (the change minus the
+    baseline, mean over seeds, 95% t-interval over seeds), then the changes that do not
+    apply to it, with the reason; one column per ``(split, metric)``."""
+    effects = ablation_effects(record)
+    heads = [f"{split} {LABELS[metric]}" for split, metric in columns]
+    rows, index = [], []
+    for model, info in record["models"].items():
+        base = [r for r in record["runs"] if r["model"] == model
+                and r["change"] == next(iter(record["changes"]))]
+        if base:
+            index.append((model, f"{next(iter(record['changes']))}: its own values"))
+            rows.append([_value_text(float(np.mean([r[s][m] for r in base])), m)
+                         for s, m in columns])
+        mine = effects[effects["model"] == model]
+        for change in dict.fromkeys(mine["change"]):
+            cells = []
+            for split, metric in columns:
+                e = mine[(mine["change"] == change) & (mine["split"] == split)
+                         & (mine["metric"] == metric)].iloc[0]
+                cells.append(_value_text(e["mean"], metric, True) + (
+                    "" if np.isnan(e["lo"]) else f" [{_value_text(e['lo'], metric, True)}, "
+                                                 f"{_value_text(e['hi'], metric, True)}]"))
+            index.append((model, change))
+            rows.append(cells)
+        for change, why in info["not_applicable"].items():
+            index.append((model, change))
+            rows.append([f"n/a: {why}"] + ["–"] * (len(columns) - 1))
+    return pd.DataFrame(rows, columns=heads,
+                        index=pd.MultiIndex.from_tuples(index, names=["model", "change"]))
+
+
+def protocol_record(folder: str | Path | None = None) -> dict[str, Any]:
+    """The comparison of protocol v2 (history: every movie so far), kept as a record for the
+    look back that contrasts it with v3 (``featint/records/protocol/v2_comparison.json``):
+    its settings, machine and per-model aggregates (no per-example ranks)."""
+    from featint.config import RECORDS
+
+    path = (Path(folder) if folder is not None else RECORDS / "protocol") / "v2_comparison.json"
+    return _read_record(path, V2_FORMAT, "restore featint/records/protocol/ from git: it is "
+                                         "written once, never regenerated")
+
+
+def protocol_change(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]],
+                    metrics: Sequence[str] = ("hr@10", "mean_rank")) -> pd.DataFrame:
+    """Each model in both ``before`` and ``after`` (the aggregates of two comparisons, e.g.
+    protocol v2's and v3's), in leaderboard order: per metric ``m`` the means over seeds
+    ``m before`` and ``m after``, their standard deviations over seeds (``m before std``,
+    ``m after std``) and ``m change`` (after minus before, in the metric's units)."""
+    rows = {}
+    for name in ordered([n for n in after if n in before]):
+        row = {}
+        for m in metrics:
+            row[f"{m} before"] = before[name]["mean"][m]
+            row[f"{m} after"] = after[name]["mean"][m]
+            row[f"{m} before std"] = before[name]["std"].get(m)
+            row[f"{m} after std"] = after[name]["std"].get(m)
+            row[f"{m} change"] = row[f"{m} after"] - row[f"{m} before"]
+        rows[name] = row
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    frame.index.name = "model"
+    return frame

@@ -53,6 +53,8 @@ separated.
   bootstrap interval;
 - :func:`paired_t`, :func:`paired_difference`: the difference of two models over their seeds;
 - :func:`pairwise`: every pair, Holm-corrected, with its matrix and letters (:class:`Pairwise`);
+- :func:`difference_by_bucket`: where a difference of two models comes from, bucket by bucket
+  of the test examples;
 - :func:`t_quantile`, :func:`t_two_sided_p`: the t distribution, computed here (numpy has
   none and torch's ``StudentT`` has no inverse).
 """
@@ -545,6 +547,58 @@ def pairwise(
     )
 
 
-__all__ = ["PairedTest", "Pairwise", "compact_letters", "holm", "mean_interval",
-           "paired_bootstrap", "paired_difference", "paired_t", "pairwise", "per_example",
-           "pooled_interval", "t_quantile", "t_two_sided_p"]
+# -- where a difference comes from -----------------------------------------------------------
+def difference_by_bucket(
+    a: np.ndarray, b: np.ndarray, by: np.ndarray, edges: Sequence[float],
+    level: float = 0.95,
+) -> pd.DataFrame:
+    """Where the difference of two models' seed-averaged means comes from: the test examples
+    split into buckets of ``by`` (for example each example's rank), and per bucket the mean
+    difference A minus B there and its *contribution* to the whole difference.
+
+    ``a``, ``b``: ``(seeds, num_examples)`` per-example values of one metric
+    (:func:`featint.evaluate.per_example`), column ``j`` the same test example in both;
+    ``by``: ``(num_examples,)``, the value that puts an example in a bucket; ``edges``: the
+    bucket edges, increasing, bucket ``i`` holding ``edges[i] < by <= edges[i + 1]`` (use
+    ``-inf`` and ``inf`` at the ends to cover every example). One row per bucket, then one
+    for all examples (``all``): ``examples``, ``share`` (of all examples), ``difference``
+    (A minus B inside the bucket, seed-averaged, in the metric's units, positive: A's values
+    are larger), ``lo``/``hi`` its :func:`paired_t` interval at ``level`` (test-set and
+    training noise, inside the bucket; NaN under two examples), and ``contribution``,
+    ``contribution_lo``/``contribution_hi``: the same times ``share``. The contributions add
+    up to the whole difference (the ``all`` row). The intervals are conditional on the
+    buckets: when ``by`` comes from the two models' own ranks, a bucket is chosen by the data,
+    and its interval says how sure the difference *inside that bucket* is, not how often
+    such a bucket would be found.
+    """
+    a, b = _as_seeds(a, "a"), _as_seeds(b, "b")
+    by = np.asarray(by, dtype=np.float64)
+    if a.shape[1] != b.shape[1] or by.shape != (a.shape[1],):
+        raise ValueError(f"a, b and by must hold the same examples, got shapes {a.shape}, "
+                         f"{b.shape} and {by.shape}")
+    edges = [float(e) for e in edges]
+    if len(edges) < 2 or any(x >= y for x, y in zip(edges, edges[1:], strict=False)):
+        raise ValueError(f"edges must be at least two increasing values, got {edges}")
+    n = a.shape[1]
+    rows = []
+    masks = [(by > lo) & (by <= hi) for lo, hi in zip(edges, edges[1:], strict=False)]
+    labels = [f"({lo:g}, {hi:g}]" for lo, hi in zip(edges, edges[1:], strict=False)]
+    for label, mask in [*zip(labels, masks, strict=True), ("all", np.ones(n, bool))]:
+        count = int(mask.sum())
+        share = count / n
+        difference = lo = hi = math.nan
+        if count:
+            difference = float((a[:, mask].mean(0) - b[:, mask].mean(0)).mean())
+        if count >= 2:
+            found = paired_t(a[:, mask], b[:, mask], level)
+            lo, hi = found.lo, found.hi
+        rows.append({"bucket": label, "examples": count, "share": share,
+                     "difference": difference, "lo": lo, "hi": hi,
+                     "contribution": share * difference if count else 0.0,
+                     "contribution_lo": share * lo, "contribution_hi": share * hi})
+    return pd.DataFrame(rows).set_index("bucket")
+
+
+__all__ = ["PairedTest", "Pairwise", "compact_letters", "difference_by_bucket", "holm",
+           "mean_interval", "paired_bootstrap", "paired_difference", "paired_t", "pairwise",
+           "per_example", "pooled_interval", "t_quantile", "t_two_sided_p"]

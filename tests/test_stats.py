@@ -17,6 +17,7 @@ from featint.evaluate import MEAN_METRICS, METRICS, bootstrap, metrics, per_exam
 from featint.stats import (
     _betainc,
     compact_letters,
+    difference_by_bucket,
     holm,
     mean_interval,
     paired_bootstrap,
@@ -404,3 +405,45 @@ def test_plot_pairwise_greys_what_is_not_separated():
     labels = [t.get_text() for t in ax.get_yticklabels()]
     assert labels == [f"{n} ({found.letters[n]})" for n in found.order]
     assert ax.get_xlabel() and ax.get_ylabel()
+
+
+# -- where a difference comes from ---------------------------------------------------------------
+def test_difference_by_bucket_adds_up_and_finds_where_the_difference_is():
+    rng = np.random.default_rng(7)
+    n = 6000
+    # an example's rank is about the same for every seed: its difficulty, plus a little
+    base = (rng.integers(1, 1000, n) + rng.integers(0, 3, (3, n))).astype(float)
+    other = base.copy()
+    tail = base.mean(0) > 500  # B is worse only on the examples ranked beyond 500
+    other[:, tail] += 200.0 + rng.normal(0, 5, (3, int(tail.sum())))
+    by = (base.mean(0) + other.mean(0)) / 2
+    edges = (0, 10, 100, 500, np.inf)
+    found = difference_by_bucket(other, base, by, edges)
+    assert list(found.index) == ["(0, 10]", "(10, 100]", "(100, 500]", "(500, inf]", "all"]
+    assert found["examples"].iloc[:-1].sum() == n
+    whole = found.loc["all"]
+    assert found["contribution"].iloc[:-1].sum() == pytest.approx(whole["difference"])
+    assert whole["difference"] == pytest.approx((other - base).mean())
+    first = paired_t(other, base)
+    assert (whole["lo"], whole["hi"]) == pytest.approx((first.lo, first.hi))
+    # the tail carries the whole difference, the other buckets none of it
+    assert found.loc["(500, inf]", "contribution"] == pytest.approx(whole["difference"],
+                                                                     rel=0.05)
+    assert found.loc["(500, inf]", "contribution_lo"] > 0
+    for bucket in ("(0, 10]", "(10, 100]"):
+        assert found.loc[bucket, "difference"] == pytest.approx(0.0, abs=1e-9)
+    inside = found.loc["(500, inf]"]
+    assert inside["contribution_lo"] == pytest.approx(inside["share"] * inside["lo"])
+
+
+def test_difference_by_bucket_refuses_bad_input():
+    a = np.zeros((2, 10))
+    with pytest.raises(ValueError, match="same examples"):
+        difference_by_bucket(a, np.zeros((2, 9)), np.arange(10), (0, 5, 10))
+    with pytest.raises(ValueError, match="increasing"):
+        difference_by_bucket(a, a, np.arange(10), (5, 0))
+    empty = difference_by_bucket(a, a + 1, np.arange(10), (-1, 0, 100, 200))
+    assert empty.loc["(100, 200]", "examples"] == 0
+    assert np.isnan(empty.loc["(100, 200]", "difference"])
+    assert empty.loc["(100, 200]", "contribution"] == 0.0
+    assert np.isnan(empty.loc["(-1, 0]", "lo"])  # one example: no interval

@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
+from test_notebook_pairs import BOOK_WIDTH
 
 from featint.show import HEADER, blocks, resolve, source_text, where
 
@@ -54,6 +55,30 @@ def test_displayed_source_is_the_package_source(path):
                 stale.append(f"cell {number}: {location}")
     assert not stale, (f"{path.name} shows package code that has changed since it ran "
                        f"({', '.join(stale)}): re-execute it (make outputs)")
+
+
+def wide_lines(code: str) -> list[str]:
+    """The lines of ``code`` wider than the book (:data:`BOOK_WIDTH`), which it cuts."""
+    return [line for line in code.splitlines() if len(line) > BOOK_WIDTH]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_displayed_source_fits_the_book(path):
+    """Checked on the current source of each displayed object, not on the stored text: a
+    stored block that differs from it already fails the test above until the chapter is
+    re-executed, and once it is re-executed the two are the same."""
+    wide = [f"cell {number}: {location}: {line[:60]}…"
+            for number, text in outputs(path, plain=True)
+            for location, _ in blocks(text)
+            for line in wide_lines(inspect.getsource(resolve(location)))]
+    assert not wide, (f"{path.name} shows package code with lines over {BOOK_WIDTH} "
+                      f"characters, which the book cuts: {wide[:3]}")
+
+
+def test_the_width_check_catches_a_wide_line():
+    code = "def f():\n    return '" + "a" * (BOOK_WIDTH - 13) + "'\n"
+    assert wide_lines(code) == []
+    assert wide_lines(code.replace("'a", "'aa")) == [code.splitlines()[1].replace("'a", "'aa")]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

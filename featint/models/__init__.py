@@ -1,12 +1,13 @@
 """One module per architecture, each registered under its name.
 
-Every model has the same constructor, ``Model(schema, items, **hyperparameters)``, and the same
-call, ``model(context, items) -> logits``:
+Every model has the same constructor, ``Model(schema, items, **hyperparameters)``, and
+the same call, ``model(context, items) -> logits``:
 
 - ``context``: :class:`featint.task.Features` of shape ``(batch, context_slots)``;
 - ``items``: movie indices, ``(batch, candidates)`` -> logits ``(batch, candidates)``
-  (training: the target and its negatives), or ``(num_items,)`` -> ``(batch, num_items)``
-  (ranking: every context against the same movies, the context side computed once).
+  (training: the target and its negatives), or ``(num_items,)`` ->
+  ``(batch, num_items)`` (ranking: every context against the same movies, the context
+  side computed once).
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ MODELS: dict[str, type[nn.Module]] = {}
 
 
 class Model(nn.Module):
-    """What the models share: their equation as written (:meth:`terms`, the textbook path,
-    which :mod:`featint.explain` takes apart) beside their fast ``forward`` (training on a few
-    candidates, ranking every movie). A model sets ``num_context_fields`` and ``num_fields``
-    (context fields first) and ``items``, an :class:`featint.layers.ItemTable`."""
+    """What the models share: their equation as written (:meth:`terms`, the textbook
+    path, which :mod:`featint.explain` takes apart) beside their fast ``forward``
+    (training on a few candidates, ranking every movie). A model sets
+    ``num_context_fields`` and ``num_fields`` (context fields first) and ``items``, an
+    :class:`featint.layers.ItemTable`."""
 
     num_context_fields: int
     num_fields: int
@@ -40,13 +42,15 @@ class Model(nn.Module):
         return join(context, self.items(items), self.num_context_fields)
 
     def textbook(self, context: Features, items: torch.Tensor) -> torch.Tensor:
-        """Scores of candidates ``items`` ``(batch, candidates)`` by the equation as written
-        (:meth:`terms`): ``(batch, candidates)``, the numbers of ``forward``, slower."""
+        """Scores of candidates ``items`` ``(batch, candidates)`` by the equation as
+        written (:meth:`terms`): ``(batch, candidates)``, the numbers of ``forward``,
+        slower."""
         return self.terms(self.sample(context, items)).total()
 
 
 def register(name: str):
-    """Class decorator: make a model available to ``build_model``, ``fit`` and the CLI."""
+    """Class decorator: make a model available to ``build_model``, ``fit`` and the
+    CLI."""
 
     def add(cls: type[nn.Module]) -> type[nn.Module]:
         MODELS[name] = cls
@@ -56,16 +60,18 @@ def register(name: str):
     return add
 
 
-def build_model(name: str, task: NextMovieTask, seed: int = 0, init_std: float | None = None,
-                **hparams: object) -> nn.Module:
+def build_model(name: str, task: NextMovieTask, seed: int = 0,
+                init_std: float | None = None, **hparams: object) -> nn.Module:
     """Create model ``name`` for ``task`` with its parameters initialised from ``seed``.
 
-    ``init_std``: None (default) keeps each model's own initialisation; a number draws every
-    embedding table (each :class:`featint.layers.FeaturesEmbedding`) from ``N(0, init_std^2)``
-    instead, from ``seed`` (:func:`featint.layers.init_embeddings`; DeepCTR-Torch's default is
-    1e-4, featint's tables start at 0.01). The same option for every model."""
+    ``init_std``: None (default) keeps each model's own initialisation; a number draws
+    every embedding table (each :class:`featint.layers.FeaturesEmbedding`) from
+    ``N(0, init_std^2)`` instead, from ``seed`` (:func:`featint.layers.init_embeddings`;
+    DeepCTR-Torch's default is 1e-4, featint's tables start at 0.01). The same option
+    for every model."""
     if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; choose from {', '.join(sorted(MODELS))}")
+        raise ValueError(f"unknown model {name!r}; "
+                         f"choose from {', '.join(sorted(MODELS))}")
     torch.manual_seed(seed)
     model = MODELS[name](task.schema, task.item_features(), **hparams)
     if init_std is not None:
