@@ -125,7 +125,8 @@ def seed_spread(results: dict[str, Evaluation], names: list[str] | tuple[str, ..
 
 
 def plot_histories(histories: dict[str, History], axes: Any = None) -> Any:
-    """Training loss and validation MRR per epoch of each model, the kept epoch starred."""
+    """Training loss and validation MRR per epoch of each model, the kept epoch starred; one
+    legend, beside the right panel, so that it covers no curve."""
     import matplotlib.pyplot as plt
 
     if axes is None:
@@ -141,8 +142,8 @@ def plot_histories(histories: dict[str, History], axes: Any = None) -> Any:
     axes[1].set(xlabel="epoch", ylabel="MRR",
                 title="Validation MRR (★ the epoch kept)")
     for ax in axes:
-        ax.legend()
         ax.xaxis.get_major_locator().set_params(integer=True)
+    axes[1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     return axes
 
 

@@ -97,6 +97,9 @@ def test_plots_draw_every_model(chapter_run):
     _, _, history, results = chapter_run
     axes = plot_histories({"fm": history})
     assert axes[1].get_ylabel() == "MRR"
+    # one legend, outside the axes: it covers no curve
+    assert axes[0].get_legend() is None and axes[1].get_legend() is not None
+    assert axes[1].get_legend().get_bbox_to_anchor().x0 > axes[1].bbox.x1 - 1
     axes = plot_results(results)
     assert len(axes[0].patches) == len(results) and "interval" in axes[0].get_title()
 
