@@ -519,10 +519,10 @@ display(Markdown(
 #
 # ## The setting the comparison trains
 #
-# Like every model of the book, AFM has three tuning trials, each trained with seed 0 under
-# the comparison's budget and scored on the whole validation set; the one with the best
-# validation MRR is AFM in every chapter and in the comparison. Its card, generated from the
-# tuning record that training reads (what each value is, and where it comes from):
+# Like every trained model of the book, AFM has three tuning trials, each trained with seed
+# 0 under the comparison's budget and scored on the whole validation set; the one with the
+# best validation MRR is AFM in every chapter and in the comparison. Its card, generated
+# from the tuning record that training reads (what each value is, and where it comes from):
 
 # %% tags=["remove-input"]
 afm_card = card("afm")
@@ -609,8 +609,8 @@ display(Markdown("| | paper / official code | here |\n| --- | --- | --- |\n"
 # `featint.training.trained`: the first chapter that needs a model trains it and keeps it in
 # the model cache, every later one (and the comparison's seed 0) reads the very same weights
 # back. A model whose setting says `pretrain="fm"` is initialised with the weights of the
-# trained FM of the same seed. In quick mode the budget is cut to a smoke test (its sizes print below). The budget
-# every model shares:
+# trained FM of the same seed. In quick mode the budget is cut to a smoke test (its sizes
+# print below). The budget every model shares:
 
 # %%
 print(describe())

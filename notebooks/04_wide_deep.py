@@ -46,6 +46,7 @@ if importlib.util.find_spec("featint") is None:
 # %% tags=["hide-input"]
 # %matplotlib inline
 import copy
+import inspect
 import time
 
 import matplotlib.pyplot as plt
@@ -142,7 +143,8 @@ def cross_features(a: str, b: str, ex: np.ndarray):
     return i_a, task.item_idx[target][:, cols], task.item_val[target][:, cols]
 
 
-bits = 20
+bits = inspect.signature(WideDeep).parameters["bits"].default  # a table of 2**bits
+assert bits == 20                                  # "2^20" in the prose
 rows = []
 for a, b in CROSSES:
     i_a, i_b, x_b = cross_features(a, b, fit_ex)

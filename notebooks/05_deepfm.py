@@ -242,8 +242,8 @@ assert torch.allclose(naive, y_dnn, rtol=0, atol=1e-10)
 # %% [markdown]
 # ### The setting the comparison trains, and where it departs from the paper
 #
-# DeepFM has three tuning trials, like every model of the book, each trained with seed 0
-# under the comparison's budget and scored on the whole validation set: its anchor setting
+# DeepFM has three tuning trials, like every trained model of the book, each trained with
+# seed 0 under the comparison's budget and scored on the whole validation set: its anchor setting
 # (the model's defaults) at its learning rate and at half of it, and its paper's setting.
 # Its card, generated from the tuning record that training reads:
 
