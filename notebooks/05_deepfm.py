@@ -783,17 +783,32 @@ display(Markdown(
 # the same as the FM trained alone (the `fm` row of the ladder)? Could $y_{\mathrm{FM}}$ alone
 # rank worse than the FM trained alone, even though it has the same form?
 #
-# :::{admonition} Solution
-# :class: dropdown
-#
-# The two components were trained on their *sum*: each only had to make up for what the
-# other got wrong, so neither was pushed to rank well by itself. The shared vectors
-# $\mathbf{v}_i$ were also shaped by the MLP's gradients, for the MLP's use. So $y_{\mathrm{FM}}$
-# of a DeepFM is an FM fitted to a residual, with vectors chosen for two purposes; it can rank
-# worse than an FM trained alone, although both have the same form and parameters. To ask what
-# the deep component adds, compare *trained* models, DeepFM against FM, each over several seeds.
-# :::
-#
+# The cell below sets the two side by side on the sample of test contexts above.
+
+# %% tags=["hide-input"]
+fm_alone_ranks = rank_examples(models["fm"], task, sample)
+fm_versus = {"y_FM of DeepFM": alone["y_FM alone"],
+             "FM trained alone": Evaluation(fm_alone_ranks, sample,
+                                            metrics(fm_alone_ranks),
+                                            bootstrap(fm_alone_ranks, 200))}
+switched = pairwise_of(fm_versus, metric="hr@10")
+results_table(fm_versus)
+
+# %% tags=["remove-input"]
+display(Markdown(
+    ":::{admonition} Solution\n:class: dropdown\nThe two components were trained on "
+    "their *sum*: each only had to make up for what the other got wrong, so neither "
+    "was pushed to rank well by itself. The shared vectors $\\mathbf{v}_i$ were also "
+    "shaped by the MLP's gradients, for the MLP's use. So $y_{\\mathrm{FM}}$ of a "
+    "DeepFM is an FM fitted to a residual, with vectors chosen for two purposes; it "
+    "can rank worse than an FM trained alone, although both have the same form and "
+    f"parameters. Here, on {len(sample):,} test contexts, $y_{{\\mathrm{{FM}}}}$ of "
+    "seed 0's DeepFM is "
+    f"{pair_verdict_text(switched, 'y_FM of DeepFM', 'FM trained alone')} (one trained "
+    "model each, paired over the contexts). To ask what the deep component adds, "
+    "compare *trained* models, DeepFM against FM, each over several seeds.\n:::"))
+
+# %% [markdown]
 # **4. Code: what one seed leaves out.** The intervals of the head-to-head section come from
 # every seed of the comparison. Compute the paired test of DeepFM against Wide & Deep and FM
 # on this chapter's seed-0 models alone (`pairwise_of` over the test results above) and set
