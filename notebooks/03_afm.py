@@ -850,6 +850,10 @@ if close:
         "pairs. That is the honest lesson of AFM here: attention that *can* weigh "
         "pairs need not learn to, and a model is what it learned, not what it could "
         "express.")
+    if separated["mean_rank"] != "not separated from":
+        lesson += (" The mean rank does tell the two apart (above): the small "
+                   "deviations from uniform are not pure noise, though the test does "
+                   "not see them move the top 10.")
 elif separated["hr@10"] == "better than":
     lesson = ("So the learned attention, near uniform as its averages are, is worth "
               "something the test can see: the per-example choices matter.")
