@@ -10,6 +10,7 @@ record, written by ``make run`` and shipped with featint: :func:`load_comparison
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -126,7 +127,8 @@ def seed_spread(results: dict[str, Evaluation], names: list[str] | tuple[str, ..
 
 
 def plot_histories(histories: dict[str, History], axes: Any = None) -> Any:
-    """Training loss and validation MRR per epoch of each model, the kept epoch starred."""
+    """Training loss and validation MRR per epoch of each model, the kept epoch starred; one
+    legend, beside the right panel, so that it covers no curve."""
     import matplotlib.pyplot as plt
 
     if axes is None:
@@ -142,8 +144,8 @@ def plot_histories(histories: dict[str, History], axes: Any = None) -> Any:
     axes[1].set(xlabel="epoch", ylabel="MRR",
                 title="Validation MRR (★ the epoch kept)")
     for ax in axes:
-        ax.legend()
         ax.xaxis.get_major_locator().set_params(integer=True)
+    axes[1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     return axes
 
 
@@ -180,25 +182,29 @@ def value_text(evaluation: Evaluation, metric: str) -> str:
     return (f"{evaluation.metrics[metric]:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]")
 
 
-def pairwise_of(results: dict[str, Evaluation], metric: str = "hr@10",
-                names: list[str] | tuple[str, ...] | None = None,
+def pairwise_of(results: dict[str, Evaluation], names: Sequence[str] | None = None,
+                metric: str = "hr@10", where: np.ndarray | None = None,
                 alpha: float = 0.05) -> Pairwise:
-    """The pairwise test of a chapter's own evaluations (:func:`featint.stats.pairwise`):
-    every pair of ``names`` (default: all of ``results``) on test ``metric``, paired over the
-    examples they were ranked on, Holm over every pair. One run per model, so the test holds
-    the test-set noise only (no seed term): for an experiment of the chapter itself (a
-    synthetic task, an exercise); a claim about the comparison's models reads the
-    comparison's family (:func:`verdict`)."""
+    """Every pair of ``names`` (default: all) of a chapter's own evaluations compared on
+    ``metric`` by the comparison's test (:func:`featint.stats.pairwise`: paired over test
+    examples, Holm over every pair), for the statements a chapter makes about models or
+    variants the comparison does not hold (a synthetic task, an ablation, a component ranked
+    alone). One run per model, so the test holds the test-set noise only (no seed term); a
+    claim about the comparison's models reads the comparison's family (:func:`verdict`).
+    ``where``, a boolean mask over the evaluated examples, restricts it to a subgroup. Every
+    evaluation must hold the same examples in the same order."""
     names = list(names or results)
-    examples = {n: results[n].examples for n in names}
-    first = examples[names[0]]
-    for name, ex in examples.items():
-        if not np.array_equal(ex, first):
-            raise ValueError(f"{name!r} was ranked on other examples than {names[0]!r}: a "
-                             f"paired test needs the same examples (evaluate every model on "
-                             f"the same split and limit)")
-    return pairwise({n: per_example(results[n].ranks, metric)[None] for n in names}, metric,
-                    alpha)
+    first = results[names[0]].examples
+    for name in names[1:]:
+        if not np.array_equal(results[name].examples, first):
+            raise ValueError(f"{name!r} was evaluated on other examples than {names[0]!r}: "
+                             f"evaluate every model on the same examples to pair them")
+    keep = np.ones(len(first), bool) if where is None else np.asarray(where, bool)
+    if keep.shape != first.shape:
+        raise ValueError(f"where must be a mask over the {len(first)} evaluated examples, "
+                         f"got shape {keep.shape}")
+    values = {n: per_example(results[n].ranks[keep], metric)[None] for n in names}
+    return pairwise(values, metric, alpha)
 
 
 def _family(source: Comparison | Pairwise, metric: str | None) -> Pairwise:

@@ -498,7 +498,8 @@ expected_rank = ((task.num_items - task.t[rand.examples] + 1) / 2).mean()
 print(f"random: mean rank {rand.metrics['mean_rank']:.1f}, "
       f"expected {expected_rank:.1f}")
 assert abs(rand.metrics["mean_rank"] - expected_rank) < 0.02 * expected_rank
-floor = {metric: pairwise_of(first, metric) for metric in ("hr@10", "mean_rank", "mrr")}
+floor = {metric: pairwise_of(first, metric=metric)
+         for metric in ("hr@10", "mean_rank", "mrr")}
 for metric, result in floor.items():
     print(f"{metric}: most popular is {verdict_text(result, 'most popular', 'random')}")
     assert verdict(result, "most popular", "random") == "better than"
@@ -567,7 +568,8 @@ for label, tk in (("v1", task_v1), ("v2", task_v2)):
     pair = {f"next id, {label}": evaluate(NextId(tk), tk, progress=False),
             f"most popular, {label}": evaluate(Popularity(tk), tk, progress=False)}
     rules.update(pair)
-    id_test[label] = pairwise_of(pair, "hr@10")  # paired over the same test examples
+    # paired over the same test examples
+    id_test[label] = pairwise_of(pair, metric="hr@10")
 plot_results(rules, metrics=("hr@10",))
 plt.show()
 id_verdict = {label: verdict_text(result, f"next id, {label}", f"most popular, {label}")
@@ -576,7 +578,7 @@ for label, text in id_verdict.items():
     print(f"{label}: next id is {text}")
 # random's ranks hold for v2 too: the same test examples, targets and watched movies
 above_random = pairwise_of({"next id, v2": rules["next id, v2"],
-                            "random": first["random"]}, "hr@10")
+                            "random": first["random"]}, metric="hr@10")
 print(f"v2: next id is {verdict_text(above_random, 'next id, v2', 'random')}")
 if not quick:
     assert verdict(id_test["v1"], "next id, v1", "most popular, v1") == "better than"
@@ -651,7 +653,8 @@ hr = {(name, label, g): split[name, label][g].metrics["hr@10"]
       for name, label in split for g in groups}
 share_same = np.mean(task.ctx_idx[task.examples("test"), gap_column] == gap.offset)
 burst_start = pairwise_of({"v1": split["most popular", "v1"]["new second"],
-                           "v2": split["most popular", "v2"]["new second"]}, "hr@10")
+                           "v2": split["most popular", "v2"]["new second"]},
+                          metric="hr@10")
 moved = {"better than": "still moved", "worse than": "still moved",
          "not separated from": "did not move beyond the noise"}[
              verdict(burst_start, "v1", "v2")]
@@ -673,7 +676,7 @@ display(Markdown(
     "new second."))
 # FM under v1 against FM under v2, paired by example (the same users and positions)
 fm_protocols = pairwise_of({"FM, v1": split["FM", "v1"]["all"],
-                            "FM, v2": split["FM", "v2"]["all"]}, "hr@10")
+                            "FM, v2": split["FM", "v2"]["all"]}, metric="hr@10")
 print("FM under v2 is", verdict_text(fm_protocols, "FM, v2", "FM, v1"))
 same, new = split["FM", "v2"]["same second"], split["FM", "v2"]["new second"]
 if not quick:
@@ -855,7 +858,8 @@ for w in (1, 2, 5, 10, 20, 50, 100, None):
                                                          progress=False)
 markov_valid = evaluate(Markov(task, "fit", **markov_setting), task, split="valid",
                         progress=False)
-recency_test = pairwise_of(recency, "mrr")  # paired over the same validation examples
+# paired over the same validation examples
+recency_test = pairwise_of(recency, metric="mrr")
 
 fig, ax = plt.subplots(1, 2, figsize=(12, 3.8), layout="constrained")
 names = list(recency)
@@ -1196,7 +1200,7 @@ display(lag_table)
 markov_one = Markov(task, "fit", alpha=1.0)
 assert np.allclose(lags[1].ranks, evaluate(markov_one, task, split="valid",
                                            progress=False).ranks)
-lag_test = pairwise_of({f"lag {lag}": ev for lag, ev in lags.items()}, "mrr")
+lag_test = pairwise_of({f"lag {lag}": ev for lag, ev in lags.items()}, metric="mrr")
 kept = {lag: lags[lag].metrics["mrr"] / lags[1].metrics["mrr"] for lag in (2, 5)}
 display(Markdown(
     f"The movie two steps back keeps {kept[2]:.0%} of the last movie's validation MRR, "

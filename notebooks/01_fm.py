@@ -677,7 +677,7 @@ fig.colorbar(im, ax=ax, shrink=0.8,
 plt.show()
 
 # %%
-syn_tests = {metric: pairwise_of(syn_results, metric)
+syn_tests = {metric: pairwise_of(syn_results, metric=metric)
              for metric in ("hr@10", "mean_rank")}
 for metric, result in syn_tests.items():
     print(f"{LABELS[metric]}: FM is {verdict_text(result, 'fm', 'linear')}")
@@ -1009,8 +1009,8 @@ print(f"{epochs} epochs each, no early stopping")
 loss_results = evaluate_all(syn, losses, with_baselines=False)
 display(results_table(loss_results))
 for metric in ("hr@10", "mean_rank"):
-    print(f"{LABELS[metric]}: BPR is "
-          f"{verdict_text(pairwise_of(loss_results, metric), 'fm, bpr', 'fm, bce')}")
+    losses = pairwise_of(loss_results, metric=metric)
+    print(f"{LABELS[metric]}: BPR is {verdict_text(losses, 'fm, bpr', 'fm, bce')}")
 
 # %% [markdown]
 # :::{admonition} Solution (the question)

@@ -99,6 +99,9 @@ def test_plots_draw_every_model(chapter_run):
     _, _, history, results = chapter_run
     axes = plot_histories({"fm": history})
     assert axes[1].get_ylabel() == "MRR"
+    # one legend, outside the axes: it covers no curve
+    assert axes[0].get_legend() is None and axes[1].get_legend() is not None
+    assert axes[1].get_legend().get_bbox_to_anchor().x0 > axes[1].bbox.x1 - 1
     axes = plot_results(results)
     assert len(axes[0].patches) == len(results) and "interval" in axes[0].get_title()
 
@@ -116,19 +119,19 @@ def test_pairwise_of_a_chapter_s_runs_finds_a_planted_difference_and_no_phantom(
     results = {"same": evaluation(base), "copy": evaluation(base.copy()),
                "better": evaluation(np.maximum(1, base - 40))}
     for metric in ("mean_rank", "mrr", "hr@10"):
-        result = pairwise_of(results, metric)
+        result = pairwise_of(results, metric=metric)
         assert verdict(result, "same", "copy") == "not separated from"
         assert verdict(result, "better", "same") == "better than"
         assert verdict(result, "same", "better") == "worse than"
-    text = verdict_text(pairwise_of(results, "mean_rank"), "same", "better")
+    text = verdict_text(pairwise_of(results, metric="mean_rank"), "same", "better")
     assert text.startswith("worse than better (-") and "mean rank)" in text
     with pytest.raises(ValueError, match="not 'mrr'"):
-        verdict(pairwise_of(results, "hr@10"), "same", "copy", "mrr")
+        verdict(pairwise_of(results, metric="hr@10"), "same", "copy", "mrr")
 
 
 def test_pairwise_of_refuses_runs_on_other_examples():
     results = {"a": evaluation([1, 2, 3]), "b": evaluation([1, 2, 3], np.array([4, 5, 6]))}
-    with pytest.raises(ValueError, match="other examples.*same split"):
+    with pytest.raises(ValueError, match="other examples.*same examples"):
         pairwise_of(results)
 
 
@@ -145,3 +148,41 @@ def test_paper_settings_come_from_the_card():
     untuned = Card("random", None, {}, {}, [], 0, None, "a baseline", "", False)
     assert paper_settings(untuned) == ("a baseline",
                                        "nothing to choose; no paper's setting to try")
+
+
+def _plain(ranks, examples=None) -> Evaluation:
+    ranks = np.asarray(ranks, dtype=np.float64)
+    examples = np.arange(len(ranks)) if examples is None else examples
+    return Evaluation(ranks, examples, metrics(ranks), {})
+
+
+def test_pairwise_of_finds_a_planted_difference_and_not_a_tie():
+    rng = np.random.default_rng(0)
+    same = rng.integers(1, 50, 2000)
+    results = {"good": _plain(np.where(rng.random(2000) < 0.6, 1, 500)),
+               "bad": _plain(np.where(rng.random(2000) < 0.1, 1, 500)),
+               "twin": _plain(same), "twin2": _plain(same.copy())}
+    result = pairwise_of(results, ["good", "bad"])
+    assert verdict(result, "good", "bad") == "better than"
+    assert verdict(result, "bad", "good") == "worse than"
+    text = verdict_text(result, "bad", "good")
+    assert text.startswith("worse than good (-0.") and text.endswith("HR@10)")
+    # the direction is the metric's: a lower mean rank is better
+    by_rank = pairwise_of(results, ["good", "bad"], "mean_rank")
+    assert verdict(by_rank, "good", "bad") == "better than"
+    assert verdict_text(by_rank, "good", "bad").startswith("better than bad (+")
+    tie = pairwise_of(results, ["twin", "twin2"], "mrr")
+    assert verdict(tie, "twin", "twin2") == "not separated from"
+    # a subgroup: where "good" is no better, the test says so
+    where = np.asarray(results["good"].ranks == results["bad"].ranks)
+    sub = pairwise_of(results, ["good", "bad"], where=where)
+    assert sub.num_examples == where.sum()
+    assert verdict(sub, "good", "bad") == "not separated from"
+
+
+def test_pairwise_of_refuses_unpaired_evaluations():
+    results = {"a": _plain([1, 2, 3]), "b": _plain([1, 2, 3], np.array([3, 4, 5]))}
+    with pytest.raises(ValueError, match="other examples.*same examples"):
+        pairwise_of(results)
+    with pytest.raises(ValueError, match="mask over the 3 evaluated examples"):
+        pairwise_of({"a": results["a"], "c": _plain([2, 2, 2])}, where=np.ones(2, bool))

@@ -17,7 +17,9 @@
   product per context.
 
 The paper trains the wide part with FTRL + L1 and the deep part with AdaGrad; featint's
-shared :func:`featint.train.fit` uses Adam for both, without L1.
+shared :func:`featint.train.fit` uses Adam for both, with the wide part's penalties
+(``wide_l1``, ``wide_l2``) as settings its tuning tries (its card says which was
+chosen).
 """
 
 from __future__ import annotations
