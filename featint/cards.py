@@ -120,14 +120,24 @@ def _defaults(name: str) -> dict[str, Any]:
             and p.kind is not inspect.Parameter.VAR_KEYWORD}
 
 
+def _resolved(name: str, budget: Budget, setting: dict[str, Any]) -> dict[str, Any]:
+    """Every value a setting gives model ``name``, the model's defaults filled in: what the
+    trials really varied is read off these, not off the keys each trial happens to set."""
+    if name not in MODELS:
+        return dict(setting)
+    return {**_defaults(name), **model_hparams(name, budget, setting),
+            **fit_args(name, budget, setting)}
+
+
 def card(name: str, budget: Budget = BUDGET) -> Card:
     """The card of model ``name`` (a trained model or a counting baseline)."""
     space = SPACES.get(name, {})
     setting = setting_of(name)
     trials = load_trials(name)
     top = chosen_trial(name) if space else None
-    varied = sorted({k for s in space.values() for k in s
-                     if len({repr(t.get(k)) for t in space.values()}) > 1})
+    resolved = [_resolved(name, budget, s) for s in space.values()]
+    varied = sorted({k for r in resolved for k in r
+                     if len({repr(t.get(k)) for t in resolved}) > 1})
     values: dict[str, Any] = {}
     origin: dict[str, str] = {}
     if name in MODELS:
