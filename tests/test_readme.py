@@ -8,13 +8,7 @@ from pathlib import Path
 
 from featint.chapter import COMPARISON
 from featint.compare import Comparison
-from featint.report import (
-    convergence_text,
-    format_leaderboard,
-    format_tuning,
-    trials_table,
-    tuning_summary,
-)
+from featint.report import convergence_text, format_leaderboard
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,9 +40,15 @@ def test_committed_results_converged_and_the_readme_says_so():
     assert convergence_text(found.runs, cap) in (ROOT / "README.md").read_text(encoding="utf-8")
 
 
-def test_readme_tuning_table_is_the_committed_trials():
-    """The README's tuning table is `featint tuning --markdown` over the tuning record."""
-    table = trials_table()
-    assert not table.empty, "no tuning trials committed"
-    text = format_tuning(tuning_summary(table), markdown=True)
-    assert text in (ROOT / "README.md").read_text(encoding="utf-8")
+def test_every_generated_block_of_the_readme_is_what_the_records_give():
+    """Each block between ``<!-- featint:NAME -->`` markers is what ``book/readme.py``
+    generates from the records now: a rerun that changes a record without the README (or an
+    edit of a block by hand) fails here."""
+    from helpers import load_script
+
+    readme = load_script(ROOT / "book" / "readme.py")
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    names = [m.group("name") for m in readme.MARKER.finditer(text)]
+    assert set(names) == set(readme.BLOCKS), "README.md lacks a block, or has an unknown one"
+    _, changed = readme.render(text)
+    assert not changed, f"README.md is out of date in {changed}: run `python book/readme.py`"
