@@ -23,6 +23,7 @@ from featint.config import RECORDS, Config, current
 from featint.data import DEFAULT_RELEASE
 from featint.evaluate import HIGHER_IS_BETTER, LABELS, Evaluation, evaluate
 from featint.report import BASELINES, LADDER, evaluation_table
+from featint.stats import Pairwise
 from featint.task import PROTOCOL, WINDOWS, NextMovieTask
 from featint.train import History
 from featint.tuning import RecordError
@@ -123,11 +124,12 @@ def seed_spread(results: dict[str, Evaluation], names: list[str] | tuple[str, ..
 
 
 def plot_histories(histories: dict[str, History], axes: Any = None) -> Any:
-    """Training loss and validation MRR per epoch of each model, the kept epoch starred."""
+    """Training loss and validation MRR per epoch of each model, the kept epoch starred; one
+    legend, right of the panels (a figure of its own is made wide enough for it)."""
     import matplotlib.pyplot as plt
 
     if axes is None:
-        _, axes = plt.subplots(1, 2, figsize=(10, 3.5), layout="constrained")
+        _, axes = plt.subplots(1, 2, figsize=(11.5, 3.5), layout="constrained")
     for name, history in histories.items():
         epochs = pd.DataFrame(history.epochs).set_index("epoch")
         axes[0].plot(epochs.index, epochs["loss"], "o-", label=name)
@@ -139,8 +141,9 @@ def plot_histories(histories: dict[str, History], axes: Any = None) -> Any:
     axes[1].set(xlabel="epoch", ylabel="MRR",
                 title="Validation MRR (★ the epoch kept)")
     for ax in axes:
-        ax.legend()
         ax.xaxis.get_major_locator().set_params(integer=True)
+    # one legend for both panels, outside them: inside, it would cover curves
+    axes[1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     return axes
 
 
@@ -177,26 +180,50 @@ def value_text(evaluation: Evaluation, metric: str) -> str:
     return (f"{evaluation.metrics[metric]:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]")
 
 
-def verdict(comparison: Comparison, a: str, b: str, metric: str = "hr@10") -> str:
+def _pairwise(source: Comparison | Pairwise, metric: str) -> Pairwise:
+    """The pairwise result a sentence reads: the comparison's family on ``metric``, or a
+    :class:`~featint.stats.Pairwise` a chapter computed itself (an ablation outside the
+    comparison), which must be of ``metric``."""
+    if isinstance(source, Pairwise):
+        if source.metric != metric:
+            raise ValueError(f"the pairwise result is of {source.metric!r}, not of {metric!r}: "
+                             f"pass metric={source.metric!r} or test {metric!r}")
+        return source
+    return source.pairwise(metric)
+
+
+def verdict(comparison: Comparison | Pairwise, a: str, b: str, metric: str = "hr@10") -> str:
     """Model ``a`` against model ``b`` on test ``metric`` as the comparison's pairwise test
     says it (every seed, paired over test examples, Holm over every pair of the comparison):
     ``"better than"``, ``"worse than"`` or ``"not separated from"``. The direction of the
-    metric is the metric's own (a lower mean rank is better)."""
-    result = comparison.pairwise(metric)
-    row = result.pair(a, b)
+    metric is the metric's own (a lower mean rank is better). ``comparison`` may also be a
+    :class:`~featint.stats.Pairwise` of ``metric`` that a chapter computed itself."""
+    row = _pairwise(comparison, metric).pair(a, b)
     if not row["separated"]:
         return "not separated from"
     return "better than" if row["a"] == a else "worse than"
 
 
-def verdict_text(comparison: Comparison, a: str, b: str, metric: str = "hr@10") -> str:
+def verdict_text(comparison: Comparison | Pairwise, a: str, b: str,
+                 metric: str = "hr@10") -> str:
     """:func:`verdict` with its numbers: ``"better than markov (+0.0381 [0.0312, 0.0450]
     HR@10)"``: the difference a minus b in the metric's direction (positive: a better) and
     its interval at the level the pair was tested at."""
-    row = comparison.pairwise(metric).pair(a, b)
+    row = _pairwise(comparison, metric).pair(a, b)
     sign = 1.0 if row["a"] == a else -1.0
     d, lo, hi = sign * row["difference"], sign * row["lo"], sign * row["hi"]
     lo, hi = min(lo, hi), max(lo, hi)
     digits = 1 if "rank" in metric else 4
     return (f"{verdict(comparison, a, b, metric)} {b} ({d:+.{digits}f} [{lo:+.{digits}f}, "
             f"{hi:+.{digits}f}] {LABELS[metric]})")
+
+
+def solution(text: str) -> str:
+    """``text`` (Markdown a cell generated: an exercise's answer, read off its executed
+    solution) inside the book's solution toggle, a MyST ``dropdown`` admonition, for
+    ``display(Markdown(solution(text)))``. The book renders a cell's Markdown output as MyST
+    (``nb_render_markdown_format``), so the answer is folded like a hand-written one."""
+    if ":::" in text:
+        raise ValueError("the solution's text holds ':::', which would close its admonition "
+                         "early: write the answer without ':::'")
+    return f":::{{admonition}} Solution\n:class: dropdown\n\n{text.strip()}\n:::"
