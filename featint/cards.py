@@ -39,6 +39,8 @@ NAMES = {
     "init_std": "embeddings drawn from N(0, s²), s", "loss": "loss",
     "num_negatives": "sampled negatives", "blocks": "attention blocks", "heads": "heads",
     "max_len": "longest prefix", "alpha": "α", "similarity": "similarity", "shrink": "shrink",
+    "epochs": "epochs (at most)", "batch_size": "batch size", "patience": "early stopping after",
+    "monitor": "early stopping watches", "valid_limit": "validation examples per epoch",
 }
 
 
