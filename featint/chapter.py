@@ -205,17 +205,18 @@ def verdict(comparison: Comparison | Pairwise, a: str, b: str, metric: str = "hr
 
 
 def verdict_text(comparison: Comparison | Pairwise, a: str, b: str,
-                 metric: str = "hr@10") -> str:
+                 metric: str = "hr@10", label: str | None = None) -> str:
     """:func:`verdict` with its numbers: ``"better than markov (+0.0381 [0.0312, 0.0450]
     HR@10)"``: the difference a minus b in the metric's direction (positive: a better) and
-    its interval at the level the pair was tested at."""
+    its interval at the level the pair was tested at. ``label`` names ``b`` in the text
+    (default: its name in the comparison)."""
     row = _pairwise(comparison, metric).pair(a, b)
     sign = 1.0 if row["a"] == a else -1.0
     d, lo, hi = sign * row["difference"], sign * row["lo"], sign * row["hi"]
     lo, hi = min(lo, hi), max(lo, hi)
     digits = 1 if "rank" in metric else 4
-    return (f"{verdict(comparison, a, b, metric)} {b} ({d:+.{digits}f} [{lo:+.{digits}f}, "
-            f"{hi:+.{digits}f}] {LABELS[metric]})")
+    return (f"{verdict(comparison, a, b, metric)} {label or b} ({d:+.{digits}f} "
+            f"[{lo:+.{digits}f}, {hi:+.{digits}f}] {LABELS[metric]})")
 
 
 def solution(text: str) -> str:

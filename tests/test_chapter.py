@@ -123,6 +123,8 @@ def test_verdict_reads_a_pairwise_result_in_the_metric_s_direction():
     assert verdict(result, "same", "bad") == "not separated from"
     text = verdict_text(result, "bad", "good")
     assert text.startswith("worse than good (-0.") and text.endswith("HR@10)")
+    named = verdict_text(result, "bad", "good", label="the good model")
+    assert named == text.replace("than good (", "than the good model (")
     with pytest.raises(ValueError, match="not of 'mrr'"):
         verdict(result, "good", "bad", "mrr")
 
