@@ -346,6 +346,8 @@ hidden_dropout = {m.p for m in nfm.mlp if isinstance(m, nn.Dropout)}
 assert hidden_dropout == {nfm_card.value("dropout")}
 assert nfm.pretrain == nfm_card.value("pretrain")
 assert isinstance(nfm.bi_norm, nn.BatchNorm1d) == nfm_card.value("batch_norm")
+# the text below: NFM trains with dropout, MF and FM have none
+assert max(nfm_card.value("bi_dropout"), nfm_card.value("dropout")) > 0
 models = {"mf": mf, "fm": fm, "nfm": nfm}
 histories = {"mf": mf_history, "fm": fm_history, "nfm": nfm_history}
 

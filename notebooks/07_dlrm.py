@@ -412,12 +412,14 @@ plt.show()
 
 
 # %% tags=["remove-input"]
+REGULARISERS = {"weight_decay": "weight decay", "dropout": "dropout in the top MLP",
+                "embedding_l2": "L2 on the embeddings a batch uses"}
+
+
 def regularisation_text(model_card) -> str:
-    """What regularises a model besides early stopping, from its card."""
-    parts = [f"{SETTING_NAMES.get(key, key)} {value:g}"
-             for key, value in model_card.values.items()
-             if key in ("weight_decay", "dropout", "bi_dropout", "embedding_l2")
-             and isinstance(value, int | float) and value]
+    """What regularises a DLRM besides early stopping, from its card."""
+    parts = [f"{REGULARISERS[key]} {value:g}" for key, value in model_card.values.items()
+             if key in REGULARISERS and isinstance(value, int | float) and value]
     return ", ".join(parts) if parts else "nothing but early stopping"
 
 
@@ -539,8 +541,7 @@ for ax, metric in zip(axes, metrics, strict=True):
                     xerr=[[row["DLRM better by"] - row["lo"]],
                           [row["hi"] - row["DLRM better by"]]])
     ax.axvline(0, color="0.3", lw=0.8)
-    ax.set(xlabel=f"DLRM minus the other, {LABELS[metric]} (+: DLRM better)",
-           title=LABELS[metric])
+    ax.set(xlabel="difference (+: DLRM better)", title=LABELS[metric])
 axes[0].set_yticks(y, part["DLRM against"])
 axes[0].set_ylabel("DLRM against")
 axes[0].invert_yaxis()
