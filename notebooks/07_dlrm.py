@@ -336,9 +336,10 @@ pd.DataFrame.from_dict(rows, orient="index").round(2)
 # | initialisation | see below | the same |
 # | loss | BCE on clicks and non-clicks | BCE on sampled negatives (the budget) |
 #
-# The official initialisation draws each table from $\mathcal U(\pm\sqrt{1/n})$ for a table
-# of $n$ rows, each layer's weights from $\mathcal N(0, 2/(\text{in}+\text{out}))$ and its
-# biases from $\mathcal N(0, 1/\text{out})$; featint does the same.
+# The official initialisation draws each table from
+# $\mathcal U(\pm 1/\sqrt{\text{rows}})$, with rows the table's number of rows, each layer's
+# weights from $\mathcal N(0, 2/(\text{in}+\text{out}))$ and its biases from
+# $\mathcal N(0, 1/\text{out})$; featint does the same.
 #
 # The paper's own setting on Criteo Kaggle (its §5.1) is an embedding size of 16, a bottom
 # MLP 512-256-64 (13-512-256-64-16 with its input and its output), a top MLP 512-256
