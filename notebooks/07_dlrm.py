@@ -419,7 +419,8 @@ REGULARISERS = {"weight_decay": "weight decay", "dropout": "dropout in the top M
 
 def regularisation_text(model_card) -> str:
     """What regularises a DLRM besides early stopping, from its card."""
-    parts = [f"{REGULARISERS[key]} {value:g}" for key, value in model_card.values.items()
+    parts = [f"{REGULARISERS[key]} {value:g}"
+             for key, value in model_card.values.items()
              if key in REGULARISERS and isinstance(value, int | float) and value]
     return ", ".join(parts) if parts else "nothing but early stopping"
 
