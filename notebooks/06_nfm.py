@@ -368,7 +368,7 @@ display(nfm_trials[shown].round(4))
 
 # %% tags=["remove-input"]
 assert list(nfm_trials.index) == list(SPACES["nfm"]) and nfm_card.paper_tried
-assert list(SPACES["nfm"])[2] == nfm_card.paper  # the text: the third trial is the paper's
+assert list(SPACES["nfm"])[2] == nfm_card.paper  # the text: the third is the paper's
 won, paper = nfm_card.chosen, nfm_card.paper
 mrr = nfm_trials["mrr"]
 if won == paper:
