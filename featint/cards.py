@@ -11,7 +11,10 @@ paper states it, whether it was among the trials, and what of it could not be fo
 
 from __future__ import annotations
 
+import ast
 import inspect
+import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,11 +40,10 @@ NAMES = {
     "wide_l1": "L1 on the wide weights", "wide_l2": "L2 on the wide weights",
     "bottom": "bottom MLP", "top": "top MLP", "interaction": "interaction",
     "init_std": "embeddings drawn from N(0, σ²), σ", "loss": "loss",
-    "epochs": "at most epochs", "batch_size": "batch", "patience": "early stopping: patience",
-    "monitor": "early stopping: validation metric", "valid_limit":
-    "validation examples ranked each epoch",
     "num_negatives": "sampled negatives", "blocks": "attention blocks", "heads": "heads",
     "max_len": "longest prefix", "alpha": "α", "similarity": "similarity", "shrink": "shrink",
+    "epochs": "epochs (at most)", "batch_size": "batch size", "patience": "early stopping after",
+    "monitor": "early stopping watches", "valid_limit": "validation examples per epoch",
 }
 
 
@@ -111,13 +113,48 @@ class Card:
         return f"{tuned} {paper}"
 
 
-def _defaults(name: str) -> dict[str, Any]:
-    """The model's constructor defaults (its own settings, plumbing left out)."""
-    params = inspect.signature(MODELS[name].__init__).parameters
-    return {k: p.default for k, p in params.items()
-            if k not in ("self", "schema", "items", *PLUMBING)
-            and p.default is not inspect.Parameter.empty
-            and p.kind is not inspect.Parameter.VAR_KEYWORD}
+#: Defaults the constructor works out from other settings (``None`` in its signature): model
+#: -> setting -> how to read the value off the card's other values.
+RESOLVED: dict[str, dict[str, Callable[[dict[str, Any]], Any]]] = {
+    "nfm": {"hidden": lambda values: [values["embed_dim"]]},  # None: one layer as wide as k
+}
+
+
+def _fixed_by(cls: type) -> dict[str, Any]:
+    """The keyword arguments with constant values that ``cls.__init__`` passes to its base
+    class's ``__init__`` (``super().__init__(..., interaction="cat")``): settings the subclass
+    fixes."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls.__init__)))
+    except (OSError, TypeError):
+        return {}
+    fixed = {}
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "__init__"):
+            for kw in node.keywords:
+                if kw.arg is not None and isinstance(kw.value, ast.Constant):
+                    fixed[kw.arg] = kw.value.value
+    return fixed
+
+
+def _defaults(name: str, cls: type | None = None) -> dict[str, Any]:
+    """The model's constructor defaults (its own settings, plumbing left out). A constructor
+    that hands ``**kwargs`` on to its base class (DLRM simplified) has the base class's
+    defaults too, with what it fixes itself (``interaction="cat"``) in their place."""
+    cls = cls or MODELS[name]
+    params = inspect.signature(cls.__init__).parameters
+    out = {k: p.default for k, p in params.items()
+           if k not in ("self", "schema", "items", *PLUMBING)
+           and p.default is not inspect.Parameter.empty
+           and p.kind is not inspect.Parameter.VAR_KEYWORD}
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        base = next((b for b in cls.__mro__[1:] if "__init__" in vars(b)), None)
+        if base is not None and base.__module__.startswith("featint."):
+            inherited = _defaults(name, base)
+            inherited.update({k: v for k, v in _fixed_by(cls).items() if k in inherited})
+            out = {**inherited, **out}
+    return out
 
 
 def _resolved(name: str, budget: Budget, setting: dict[str, Any]) -> dict[str, Any]:
@@ -149,6 +186,9 @@ def card(name: str, budget: Budget = BUDGET) -> Card:
         for key, value in fit_args(name, budget, setting).items():
             values[key] = value
             origin[key] = "tuned" if key in split(setting)[0] else "budget"
+        for key, resolve in RESOLVED.get(name, {}).items():
+            if values.get(key) is None:
+                values[key] = resolve(values)
     else:  # a counting baseline: its constructor arguments are its setting
         for key, value in setting.items():
             values[key], origin[key] = value, "tuned"

@@ -128,11 +128,11 @@ def seed_spread(results: dict[str, Evaluation], names: list[str] | tuple[str, ..
 
 def plot_histories(histories: dict[str, History], axes: Any = None) -> Any:
     """Training loss and validation MRR per epoch of each model, the kept epoch starred; one
-    legend, beside the right panel, so that it covers no curve."""
+    legend, right of the panels (a figure of its own is made wide enough for it)."""
     import matplotlib.pyplot as plt
 
     if axes is None:
-        _, axes = plt.subplots(1, 2, figsize=(10, 3.5), layout="constrained")
+        _, axes = plt.subplots(1, 2, figsize=(11.5, 3.5), layout="constrained")
     for name, history in histories.items():
         epochs = pd.DataFrame(history.epochs).set_index("epoch")
         axes[0].plot(epochs.index, epochs["loss"], "o-", label=name)
@@ -145,6 +145,7 @@ def plot_histories(histories: dict[str, History], axes: Any = None) -> Any:
                 title="Validation MRR (★ the epoch kept)")
     for ax in axes:
         ax.xaxis.get_major_locator().set_params(integer=True)
+    # one legend for both panels, outside them: inside, it would cover curves
     axes[1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     return axes
 
@@ -231,17 +232,18 @@ def verdict(comparison: Comparison | Pairwise, a: str, b: str, metric: str | Non
 
 
 def verdict_text(comparison: Comparison | Pairwise, a: str, b: str,
-                 metric: str | None = None) -> str:
+                 metric: str | None = None, label: str | None = None) -> str:
     """:func:`verdict` with its numbers: ``"better than markov (+0.0381 [0.0312, 0.0450]
     HR@10)"``: the difference a minus b in the metric's direction (positive: a better) and
-    its interval at the level the pair was tested at."""
+    its interval at the level the pair was tested at. ``label`` names ``b`` in the text
+    (default: its name in the comparison)."""
     result = _family(comparison, metric)
     row = result.pair(a, b)
     sign = 1.0 if row["a"] == a else -1.0
     d, lo, hi = sign * row["difference"], sign * row["lo"], sign * row["hi"]
     lo, hi = min(lo, hi), max(lo, hi)
     digits = 1 if "rank" in result.metric else 4
-    return (f"{verdict(result, a, b)} {b} ({d:+.{digits}f} [{lo:+.{digits}f}, "
+    return (f"{verdict(result, a, b)} {label or b} ({d:+.{digits}f} [{lo:+.{digits}f}, "
             f"{hi:+.{digits}f}] {LABELS[result.metric]})")
 
 
@@ -269,3 +271,14 @@ def paper_settings(card: Card) -> tuple[str, str]:
     if card.paper_differs:
         here += f"; not followed: {card.paper_differs}"
     return paper, here
+
+
+def solution(text: str) -> str:
+    """``text`` (Markdown a cell generated: an exercise's answer, read off its executed
+    solution) inside the book's solution toggle, a MyST ``dropdown`` admonition, for
+    ``display(Markdown(solution(text)))``. The book renders a cell's Markdown output as MyST
+    (``nb_render_markdown_format``), so the answer is folded like a hand-written one."""
+    if ":::" in text:
+        raise ValueError("the solution's text holds ':::', which would close its admonition "
+                         "early: write the answer without ':::'")
+    return f":::{{admonition}} Solution\n:class: dropdown\n\n{text.strip()}\n:::"

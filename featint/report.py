@@ -252,13 +252,14 @@ def pairwise_method_text(result: Pairwise) -> str:
              "measured" if len(one) == k else
              "the test-set noise and the spread of each model over its seeds (training "
              "noise)")
+    pairs = f"{m} pair{'s' if m != 1 else ''}"
+    family = f"all {pairs}" if m != 1 else "that one pair"
     text = (
-        f"{LABELS[result.metric]}: every pair of the {k} models ({m} pairs) compared on "
+        f"{LABELS[result.metric]}: every pair of the {k} models ({pairs}) compared on "
         f"the same {result.num_examples:,} test examples, each model averaged over its seeds "
         f"({seeds_text}). The uncertainty of a difference holds {noise}, with Student's t "
-        "(Welch-Satterthwaite degrees of freedom); Holm's correction over all "
-        f"{m} pairs keeps the chance of even one false separation at or below "
-        f"{result.alpha:.0%}.")
+        f"(Welch-Satterthwaite degrees of freedom); Holm's correction over {family} keeps "
+        f"the chance of even one false separation at or below {result.alpha:.0%}.")
     if one and len(one) < k:
         text += (f" {names_text(one)} {'has' if len(one) == 1 else 'have'} one seed: "
                  "its training noise is not measured, only the test-set noise.")

@@ -61,28 +61,38 @@ from IPython.display import Markdown, display
 
 from featint import build_task, load_movielens
 from featint.baselines import Popularity
-from featint.budget import Budget, model_hparams
-from featint.cache import trained
+from featint.cards import NAMES as SETTING_NAMES
+from featint.cards import budget_rows, card
 from featint.chapter import (
     evaluate_all,
+    load_comparison,
     plot_histories,
     plot_results,
     results_table,
     seed_spread,
+    solution,
+    value_text,
+    verdict,
+    verdict_text,
 )
-from featint.evaluate import evaluate, quick, rank_examples, subsample
+from featint.config import current
+from featint.evaluate import LABELS, evaluate, rank_examples, subsample
+from featint.features import Features
 from featint.models import build_model, count_parameters
 from featint.models.dlrm import DLRM
+from featint.report import names_text
 from featint.show import source
-from featint.stats import paired_bootstrap
 from featint.synthetic import synthetic_movielens
-from featint.task import Features
 from featint.train import fit
+from featint.training import model_hparams, trained
+from featint.tuning import DLRM_PAPER, SPACES
 
+config = current()
+budget = config.budget
 NAMES = {"random": "random", "popular": "most popular", "markov": "Markov",
          "itemknn": "ItemKNN", "mf": "MF", "fm": "FM", "dlrm": "DLRM",
          "dlrm_simplified": "DLRM (concatenation)"}
-print("quick mode:", quick(), "| torch threads:", torch.get_num_threads())
+print("quick mode:", config.quick, "| torch threads:", torch.get_num_threads())
 
 # %% [markdown]
 # ## The model
@@ -113,13 +123,16 @@ print("quick mode:", quick(), "| torch threads:", torch.get_num_threads())
 #
 # On the next-movie task $\mathbf{x}_{\mathrm{dense}}$ holds the three numeric context fields
 # (the user's mean rating so far, genre shares, genre mean ratings); every other field is
-# sparse. All sizes come from the task's schema:
+# sparse. All sizes come from the task's schema, and the MLPs' widths from DLRM's card:
 
 # %%
 ml = load_movielens()
 task = build_task(ml)
-dlrm = build_model("dlrm", task, seed=0)
-cat = build_model("dlrm_simplified", task, seed=0)
+cards = {name: card(name, budget) for name in ("mf", "fm", "dlrm_simplified", "dlrm")}
+dlrm_card = cards["dlrm"]
+dlrm = build_model("dlrm", task, seed=0, **model_hparams("dlrm", budget))
+cat = build_model("dlrm_simplified", task, seed=0,
+                  **model_hparams("dlrm_simplified", budget))
 fields = pd.DataFrame([
     {"field": f.name, "side": f.side, "kind": f.kind, "size": f.size,
      "role": "dense" if f.kind == "numeric" else "sparse"}
@@ -128,18 +141,26 @@ fields = pd.DataFrame([
 n_c = 1 + len(dlrm.ctx_sparse)  # context vectors, e_0 included
 n_m = dlrm.num_item_fields     # movie vectors
 n_pairs = (n_c + n_m) * (n_c + n_m - 1) // 2
-bottom = [dlrm.num_dense] + [m.out_features for m in dlrm.bottom
-                             if isinstance(m, torch.nn.Linear)]
-top = [dlrm.top[0].in_features] + [m.out_features for m in dlrm.top
-                                   if isinstance(m, torch.nn.Linear)]
+k = dlrm_card.value("embed_dim")
+
+
+def widths(mlp) -> list[int]:
+    """The input size, then each layer's output size, of an MLP."""
+    linear = [m for m in mlp if isinstance(m, torch.nn.Linear)]
+    return [linear[0].in_features] + [m.out_features for m in linear]
+
+
+bottom, top = widths(dlrm.bottom), widths(dlrm.top)
 print(f"x_dense: {dlrm.num_dense} values; bottom MLP {'-'.join(map(str, bottom))}")
 print(f"vectors: e_0 + {n_c - 1} sparse context fields = {n_c} context vectors, "
       f"{n_m} movie vectors; {n_pairs} pairs")
 print(f"top MLP {'-'.join(map(str, top))}: input {top[0]} = k + pairs; concatenation "
       f"variant: {cat.top[0].in_features} = {n_c + n_m} vectors x k")
-# the sizes the text quotes
-assert bottom == [39, 64, 32, 16] and top == [121, 64, 32, 1]
-assert (n_c, n_m, n_pairs, cat.top[0].in_features) == (12, 3, 105, 240)
+# the sizes the text quotes, and the MLPs of DLRM's card
+assert (n_c, n_m, n_pairs, dlrm.num_dense) == (12, 3, 105, 39)
+assert cat.top[0].in_features == (n_c + n_m) * k
+assert bottom == [39, *dlrm_card.value("bottom"), k]
+assert top == [k + n_pairs, *dlrm_card.value("top"), 1]
 fields.transpose()
 
 # %% [markdown]
@@ -258,10 +279,10 @@ for name in ("dlrm", "dlrm_simplified"):
 # paid once per context or once per movie. What is paid for every (context, movie) pair is the
 # cross part of the first layer ($\operatorname{vec} \mathbf{E}_M$ against the
 # $\mathbf{U}_f$: $m_M k$ multiply-adds per unit of the first layer) and the rest of the top
-# MLP. FM pays one dot product of size $k$. The table counts it for featint's widths (64-32)
-# and for the official Criteo widths (512-256), and times the ranking of a few hundred test
-# contexts against every movie with each model (untrained: the cost does not depend on the
-# weights):
+# MLP. FM pays one dot product of size $k$. The table counts it for the MLP widths DLRM's
+# trials tried (featint's default and the paper's Criteo widths), and for each of the two
+# DLRMs as the comparison trains them, and times the ranking of a few hundred test contexts
+# against every movie with each model (untrained: the cost does not depend on the weights):
 
 # %%
 def multiply_adds_per_pair(model) -> int:
@@ -273,15 +294,22 @@ def multiply_adds_per_pair(model) -> int:
     return (cross if model.interaction == "dot" else 0) + rest_of_top
 
 
+def mlp_text(model) -> str:
+    """``bottom 64-32, top 64-32``: the hidden widths of a DLRM's two MLPs."""
+    return ", ".join(f"{part} {'-'.join(map(str, widths(getattr(model, part))[1:-1]))}"
+                     for part in ("bottom", "top"))
+
+
 fm = build_model("fm", task)
 costs = {"fm": (fm, fm.embedding.embedding.embedding_dim)}  # FM: one dot of size k
-for label, name, top_widths in (("dlrm", "dlrm", (64, 32)),
-                                ("dlrm_simplified", "dlrm_simplified", (64, 32)),
-                                ("dlrm, top 512-256", "dlrm", (512, 256))):
-    model = build_model(name, task, top=top_widths)
-    costs[label] = (model, multiply_adds_per_pair(model))
+for trial in SPACES["dlrm"].values():  # the MLPs of DLRM's trials
+    model = build_model("dlrm", task, **model_hparams("dlrm", budget, trial))
+    mark = " (the comparison's)" if mlp_text(model) == mlp_text(dlrm) else ""
+    costs[f"dlrm, {mlp_text(model)}{mark}"] = (model, multiply_adds_per_pair(model))
+costs[f"dlrm_simplified, {mlp_text(cat)} (the comparison's)"] = (
+    cat, multiply_adds_per_pair(cat))
 
-timed = subsample(task.examples("test"), 100 if quick() else 500)
+timed = subsample(task.examples("test"), 100 if config.quick else 500)
 pairs_per_test = len(task.examples("test")) * task.num_items
 rows = {}
 for label, (model, per_pair) in costs.items():
@@ -293,80 +321,110 @@ for label, (model, per_pair) in costs.items():
 pd.DataFrame.from_dict(rows, orient="index").round(2)
 
 # %% [markdown]
-# ## Defaults, and where featint deviates
+# ## The paper's DLRM and featint's
 #
 # The paper's benchmark configurations and the official code
 # (`facebookresearch/dlrm`, `dlrm_s_pytorch.py`, `bench/dlrm_s_criteo_kaggle.sh`), against
-# featint:
+# featint's code:
 #
 # | | paper / official code (Criteo Kaggle) | featint |
 # |---|---|---|
-# | embedding size $k$ | 16 | 16 |
-# | bottom MLP | 13-512-256-64-16 | 39-64-32-16 |
-# | top MLP | 367-512-256-1 (16 + 351 dots) | 121-64-32-1 (16 + 105 dots) |
 # | interaction | dots of all pairs, no self pairs | the same, reordered |
 # | option `cat` | concatenate the vectors | `dlrm_simplified` |
 # | multi-hot fields | `EmbeddingBag`, sum | the task's weights: a mean for bags |
+# | ReLU | after every layer of both MLPs but the logit | the same |
 # | initialisation | see below | the same |
-# | regularisation | none | none: no dropout, no weight decay |
-# | loss, optimiser | BCE, SGD (lr 0.1), batches of 128 | BCE, sampled negatives, Adam (*Training*) |
+# | loss | BCE on clicks and non-clicks | BCE on sampled negatives (the budget) |
 #
-# Both MLPs have a ReLU after every hidden layer, and the bottom MLP after its output too, as
-# in the official code; the top MLP ends in the logit. The official initialisation draws each
-# table from $\mathcal U(\pm\sqrt{1/n})$ for a table of $n$ rows, each layer's weights from
-# $\mathcal N(0, 2/(\text{in}+\text{out}))$ and its biases from $\mathcal N(0, 1/\text{out})$;
-# featint does the same. The loss and optimiser here are the comparison's budget, printed
-# under *Training* below.
+# The official initialisation draws each table from
+# $\mathcal U(\pm 1/\sqrt{\text{rows}})$, with rows the table's number of rows, each layer's
+# weights from $\mathcal N(0, 2/(\text{in}+\text{out}))$ and its biases from
+# $\mathcal N(0, 1/\text{out})$; featint does the same.
 #
-# The MLPs are eight times narrower than the Criteo configuration (64 against 512 units in
-# the widest layer). Criteo Kaggle has about 45 million examples and the model scores one
-# (user, ad) pair per request; here there are 70,581 examples to fit on and every evaluation
-# scores 1,682 movies per context, so the top MLP runs 34 million times for the test set; the
-# table of *What a pair costs* shows what the official widths would cost per pass over it.
+# The paper's own setting on Criteo Kaggle (its §5.1) is an embedding size of 16, a bottom
+# MLP 512-256-64 (13-512-256-64-16 with its input and its output), a top MLP 512-256
+# (367-512-256-1: 16 + 351 dots in), no regularisation at all, and SGD or Adagrad (the
+# official script runs SGD with learning rate 0.1 on batches of 128). Which of these
+# featint's DLRM trains with is its card, in *Training*.
 
-# %% tags=["remove-cell"]
-# the numbers of the paragraph above
-assert len(task.examples("fit")) == 70_581 and task.num_items == 1682
-assert round(pairs_per_test / 1e6) == 34
+# %% tags=["remove-input"]
+widest = max(dlrm_card.value("bottom") + dlrm_card.value("top"))
+paper_widest = max(DLRM_PAPER["bottom"] + DLRM_PAPER["top"])
+if widest == paper_widest:
+    width_text = (f"The comparison's DLRM has MLPs as wide as Criteo's ({widest} units "
+                  "in the widest layer).")
+else:
+    width_text = (f"The comparison's DLRM has MLPs {paper_widest / widest:g} times "
+                  f"narrower than Criteo's ({widest} against {paper_widest} units "
+                  "in the widest layer).")
+fit_examples = len(task.examples("fit"))
+top_runs = pairs_per_test / 1e6
+display(Markdown(
+    f"{width_text} Criteo Kaggle has about 45 million examples and the model scores "
+    "one (user, ad) pair per request; here there are "
+    f"{fit_examples:,} examples to fit on and every evaluation scores "
+    f"{task.num_items:,} movies per context, so the top MLP runs {top_runs:.0f} "
+    "million times for the test set; the table of *What a pair costs* shows what each "
+    "width costs per pass over it."))
 
 # %% [markdown]
 # ## Training
 #
-# Every model of this chapter is the comparison's seed-0 model: `featint.cache.trained` trains
-# it once per machine under the comparison's budget and per-model settings, and reads it back
-# afterwards, so this chapter, [chapter 08](08_comparison.ipynb) and every other chapter
-# share the very same FM. Beside DLRM and its concatenation variant: FM (every pair of
-# *features*, one shared dot product) and MF (the `user` and `movie` fields only, the top rung
-# of the baseline ladder), to see what interactions between side features add. In quick mode
-# every model sees 4,096 examples for 2 epochs: the numbers are then only smoke checks.
+# Every model of this chapter is the comparison's seed-0 model: `featint.training.trained`
+# trains it once per machine under the budget every model shares, with its own setting from
+# the tuning record, and reads it back afterwards, so this chapter,
+# [chapter 08](08_comparison.ipynb) and every other chapter share the very same FM. Beside
+# DLRM and its concatenation variant: FM (every pair of *features*, one shared dot product)
+# and MF (the `user` and `movie` fields only, the top rung of the baseline ladder), to see what
+# interactions between side features add. The budget, then each model's card: every setting
+# with its value and where the value comes from.
+
+# %% tags=["hide-input"]
+budget_lines = [f"| {what} | {value} |" for what, value in budget_rows(budget)]
+display(Markdown("| the budget (every model) | |\n|---|---|\n" + "\n".join(budget_lines)
+                 + (f"\n\nQuick mode: {config.sizes.describe()}, a smoke test only."
+                    if config.quick else "")))
+for model_card in cards.values():
+    display(Markdown(model_card.markdown()))
 
 # %%
-budget = Budget()
-print("budget:", budget.describe())
 models, histories = {}, {}
 for name in ("mf", "fm", "dlrm_simplified", "dlrm"):
     models[name], histories[name] = trained(name, task, progress=False)
-    hparams = model_hparams(name, budget)
     print(f"{name}: {count_parameters(models[name]):,} parameters, "
-          f"lr {budget.lr_for(name):g}, constructor arguments {hparams}")
+          f"{len(histories[name].epochs)} epochs, "
+          f"epoch {histories[name].best_epoch} kept")
+
+
+def dropout_rates(model) -> set[float]:
+    return {m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)}
+
+
+for name in ("dlrm_simplified", "dlrm"):  # each trained DLRM is its card
+    model, model_card = models[name], cards[name]
+    assert widths(model.bottom)[1:-1] == list(model_card.value("bottom")), name
+    assert widths(model.top)[1:-1] == list(model_card.value("top")), name
+    assert dropout_rates(model) <= {model_card.value("dropout")}, name
+    assert model.interaction == model_card.value("interaction"), name
 
 # %%
 plot_histories({NAMES[n]: h for n, h in histories.items()})
 plt.show()
 
-# %% [markdown]
-# DLRM has no regularisation of its own: every dropout layer of its MLPs has rate 0, and the
-# budget's weight decay (an L2 penalty), the same for every model, is 0. The cell checks both.
-
-# %%
-dropout_rates = {name: sorted({m.p for m in model.modules()
-                               if isinstance(m, torch.nn.Dropout)})
-                 for name, model in models.items()}
-print("dropout rates:", dropout_rates, "| weight decay:", budget.weight_decay)
-assert all(rate == 0 for rate in dropout_rates["dlrm"]) and budget.weight_decay == 0
-
 
 # %% tags=["remove-input"]
+REGULARISERS = {"weight_decay": "weight decay", "dropout": "dropout in the top MLP",
+                "embedding_l2": "L2 on the embeddings a batch uses"}
+
+
+def regularisation_text(model_card) -> str:
+    """What regularises a DLRM besides early stopping, from its card."""
+    parts = [f"{REGULARISERS[key]} {value:g}"
+             for key, value in model_card.values.items()
+             if key in REGULARISERS and isinstance(value, int | float) and value]
+    return ", ".join(parts) if parts else "nothing but early stopping"
+
+
 def curve_text(name: str) -> str:
     """What the training curve of ``name`` shows, from its history."""
     h = histories[name]
@@ -402,13 +460,21 @@ def curve_text(name: str) -> str:
 
 
 lowest = min(histories, key=lambda n: histories[n].epochs[-1]["loss"])
+with_dropout = [NAMES[n] for n in histories if any(cards[n].values.get(key)
+                for key in ("dropout", "bi_dropout"))]
+alike = ("none of them has dropout, so their losses are measured alike"
+         if not with_dropout else
+         f"{names_text(with_dropout)} measured with dropout on, the others without")
+regularised = regularisation_text(dlrm_card)
 display(Markdown(
-    curve_text("dlrm") + f" Of the four models, {NAMES[lowest]} ends with the lowest "
-    "training loss (none of them has dropout, so their losses are measured alike). "
-    + curve_text("dlrm_simplified")
+    ("DLRM's card has no regulariser: early stopping on validation is its only brake. "
+     if regularised == "nothing but early stopping" else
+     f"Besides early stopping, DLRM is regularised by {regularised} (its card). ")
+    + curve_text("dlrm") + f" Of the four models, {NAMES[lowest]} ends "
+    f"with the lowest training loss ({alike}). " + curve_text("dlrm_simplified")
     + " Which regularisation would help, and how much, is a question for the "
     "comparison's validation search, not for the test set (exercise 3)."
-    + (" (Quick mode: 2 epochs, a smoke test only.)" if quick() else "")
+    + (" (Quick mode: a smoke test only.)" if config.quick else "")
 ))
 
 # %% [markdown]
@@ -416,8 +482,9 @@ display(Markdown(
 #
 # The test set against all movies, beside the baseline ladder of
 # [the protocol](../book/protocol.md): random scores, most popular, Markov (the last movie's
-# successors), ItemKNN (movies that co-occur with the history), then MF, FM, and the two
-# DLRMs. Each metric comes with its 95% bootstrap interval over test examples.
+# successors), ItemKNN (movies that co-occur with the history), MF, then FM and the two
+# DLRMs. Each metric comes with its 95% bootstrap interval over test examples, for this
+# chapter's seed-0 models.
 
 # %%
 results = evaluate_all(task, models)
@@ -428,81 +495,79 @@ plot_results(results)
 plt.show()
 
 # %% [markdown]
-# These are one seed's numbers. The comparison trains every model with three seeds; its
-# results (when `results/` holds a finished run under the current protocol) go beside them:
+# These are one seed's numbers. The comparison trains every model with several seeds; its
+# results go beside them:
 
 # %%
 spread = seed_spread(results, ["mf", "fm", "dlrm_simplified", "dlrm"])
 spread.rename(index=NAMES)
 
 # %% [markdown]
-# All the models rank the *same* test examples, so DLRM can be compared with each of them
-# example by example: the paired bootstrap resamples test examples and keeps each example's
-# two results together, an interval for the difference itself (per example, hit@10 is 1 when
-# the rank is at most 10, the reciprocal rank is $1/\mathrm{rank}$).
+# Whether DLRM is above or below another model is the comparison's pairwise test: every pair
+# of its models, each averaged over its seeds and paired over the same test examples, the
+# uncertainty holding both the test examples and the seeds, with Holm's correction over every
+# pair of the comparison (chapter 08 shows the whole family). DLRM's rows of it, the
+# difference DLRM minus the other model in each metric's direction (positive: DLRM is better)
+# with its interval at the level Holm tested the pair at:
 
 # %%
-per_example = {"hr@10": lambda r: (r <= 10).astype(float), "mrr": lambda r: 1.0 / r}
+comparison, where = load_comparison()
+print(where)
+others = ("dlrm_simplified", "fm", "mf", "itemknn", "markov", "popular")
+metrics = ("hr@10", "mrr", "mean_rank")
 rows = []
-for other in ("dlrm_simplified", "fm", "mf", "itemknn", "popular"):
-    a, b = results["dlrm"], results[other]
-    assert np.array_equal(a.examples, b.examples)  # the same test examples, paired
-    for metric, score in per_example.items():
-        diff, lo, hi = paired_bootstrap(score(a.ranks), score(b.ranks),
-                                        num_samples=2000)
-        rows.append({"DLRM minus": NAMES[other], "metric": metric,
-                     "difference": diff, "lo": lo, "hi": hi})
+for metric in metrics:
+    result = comparison.pairwise(metric)
+    for other in others:
+        row = result.pair("dlrm", other)
+        sign = 1.0 if row["a"] == "dlrm" else -1.0
+        rows.append({"DLRM against": NAMES[other], "metric": LABELS[metric],
+                     "DLRM better by": sign * row["difference"],
+                     "lo": min(sign * row["lo"], sign * row["hi"]),
+                     "hi": max(sign * row["lo"], sign * row["hi"]),
+                     "p (Holm)": row["p_adjusted"],
+                     "verdict": verdict(comparison, "dlrm", other, metric)})
 paired = pd.DataFrame(rows)
 paired.round(4)
 
+# %% tags=["hide-input"]
+fig, axes = plt.subplots(1, len(metrics), figsize=(12, 2.8), sharey=True,
+                         layout="constrained")
+for ax, metric in zip(axes, metrics, strict=True):
+    part = paired[paired["metric"] == LABELS[metric]]
+    y = np.arange(len(part))
+    colors = ["C0" if v == "better than" else "C3" if v == "worse than" else "0.6"
+              for v in part["verdict"]]
+    for yi, (_, row), color in zip(y, part.iterrows(), colors, strict=True):
+        ax.errorbar(row["DLRM better by"], yi, fmt="o", color=color, capsize=3,
+                    xerr=[[row["DLRM better by"] - row["lo"]],
+                          [row["hi"] - row["DLRM better by"]]])
+    ax.axvline(0, color="0.3", lw=0.8)
+    ax.set(xlabel="difference (+: DLRM better)", title=LABELS[metric])
+axes[0].set_yticks(y, part["DLRM against"])
+axes[0].set_ylabel("DLRM against")
+axes[0].invert_yaxis()
+fig.suptitle("The comparison's pairwise test (every seed; blue: DLRM better, red: "
+             "worse, grey: not separated)")
+plt.show()
 
 # %% tags=["remove-input"]
-def paired_sentence(other: str, metric: str = "hr@10") -> str:
-    """DLRM minus ``other`` on ``metric``, from its paired interval."""
-    row = paired[(paired["DLRM minus"] == NAMES[other]) & (paired["metric"] == metric)]
-    d, lo, hi = row[["difference", "lo", "hi"]].iloc[0]
-    fmt = ".1%" if metric == "hr@10" else ".4f"
-    numbers = f"{d:+{fmt}} (95% paired interval {lo:+{fmt}} to {hi:+{fmt}})"
-    if lo > 0:
-        return f"above {NAMES[other]}, by {numbers}"
-    if hi < 0:
-        return f"below {NAMES[other]}, by {numbers}"
-    return f"not distinguishable from {NAMES[other]}: {numbers}"
-
-
-def seed_sentence(a: str, b: str) -> str:
-    """What the comparison's seeds say about a and b (HR@10), if it is there."""
-    if "mean over seeds" not in spread.columns:
-        return ("The other seeds are not available here (see the note above the "
-                "seed table), so this chapter cannot say whether these differences "
-                "hold over seeds.")
-    seeds = [c for c in spread.columns if c.startswith("seed ")]
-    va, vb = spread.loc[a, seeds].dropna(), spread.loc[b, seeds].dropna()
-    text = (f"Over the comparison's {len(va)} seeds, {NAMES[a]}'s HR@10 runs from "
-            f"{va.min():.1%} to {va.max():.1%} and {NAMES[b]}'s from {vb.min():.1%} to "
-            f"{vb.max():.1%}: ")
-    if va.min() > vb.max():
-        return text + f"every seed of {NAMES[a]} is above every seed of {NAMES[b]}."
-    if va.max() < vb.min():
-        return text + f"every seed of {NAMES[a]} is below every seed of {NAMES[b]}."
-    return text + "the seeds overlap, so the seed-0 difference is not a finding."
-
-
 d = results["dlrm"]
-hr_lo, hr_hi = d.intervals["hr@10"]
-others = ("dlrm_simplified", "fm", "mf", "itemknn", "popular")
 display(Markdown(
-    f"On seed 0, DLRM ranks the true next movie in the top 10 for "
-    f"{d.metrics['hr@10']:.1%} of the test examples (95% interval {hr_lo:.1%} to "
-    f"{hr_hi:.1%}), with a mean rank of {d.metrics['mean_rank']:.1f}. "
-    "Example by example, in HR@10 seed 0's DLRM is "
-    + "; ".join(paired_sentence(o) for o in others)
+    "On this chapter's test set, seed 0's DLRM ranks the true next movie in the top "
+    f"10 for {d.metrics['hr@10']:.1%} of the test examples (HR@10 "
+    f"{value_text(d, 'hr@10')}), with a mean rank of {value_text(d, 'mean_rank')}. "
+    "Over the comparison's seeds, in HR@10 DLRM is "
+    + "; ".join(verdict_text(comparison, "dlrm", o, label=NAMES[o]) for o in others)
     + ". In MRR it is "
-    + "; ".join(paired_sentence(o, "mrr") for o in ("dlrm_simplified", "fm"))
-    + ". These intervals cover which test examples were drawn, for one trained model "
-    "of each kind; another seed moves both models. " + seed_sentence("dlrm", "fm")
-    + (" (Quick mode: a smoke test on a few thousand examples, not a result.)"
-       if quick() else "")
+    + "; ".join(verdict_text(comparison, "dlrm", o, "mrr", NAMES[o])
+                for o in ("dlrm_simplified", "fm"))
+    + ". In mean rank it is "
+    + "; ".join(verdict_text(comparison, "dlrm", o, "mean_rank", NAMES[o])
+                for o in ("dlrm_simplified", "fm"))
+    + "." + (" (Quick mode: this chapter's seed-0 numbers are a smoke test on a few "
+             "thousand examples; the verdicts are the comparison's record.)"
+             if config.quick else "")
 ))
 
 # %% [markdown]
@@ -511,7 +576,8 @@ display(Markdown(
 # Validation and test are different periods of each user's history: validation follows the
 # fit period directly, test comes after it. A model's validation score need not match its
 # test score, and the difference is not DLRM's alone. The cell ranks the whole
-# validation set (early stopping saw a fixed 2,000 of its examples) with every trained model,
+# validation set (early stopping saw a fixed 2,000 of its examples, the budget's) with every
+# trained model,
 # and with most popular counted over the fit period, the way the protocol scores a counting
 # baseline on validation; on test it counts the whole training period. Most popular chose
 # nothing on validation, so its change from one split to the other is the change of the
@@ -519,6 +585,7 @@ display(Markdown(
 
 # %%
 valid_models = {**models, "popular": Popularity(task, period="fit")}
+assert budget.valid_limit == 2000  # the text: early stopping saw 2,000 of them
 rows = {}
 for name, model in valid_models.items():
     row = {}
@@ -530,11 +597,10 @@ for name, model in valid_models.items():
     row["test / valid MRR"] = row["test MRR"] / row["valid MRR"]
     rows[NAMES[name]] = row
 valid_test = pd.DataFrame(rows).T
-assert budget.valid_limit == 2000  # the text: early stopping saw 2,000 of them
 valid_test.round(4)
 
 # %% tags=["hide-input"]
-fig, ax = plt.subplots(figsize=(7, 3.2), layout="constrained")
+fig, ax = plt.subplots(figsize=(8, 3.2), layout="constrained")
 y = np.arange(len(valid_test))
 for shift, split, color in ((-0.15, "valid", "C0"), (0.15, "test", "C1")):
     v = valid_test[f"{split} MRR"]
@@ -544,8 +610,8 @@ for shift, split, color in ((-0.15, "valid", "C0"), (0.15, "test", "C1")):
 ax.set_yticks(y, valid_test.index)
 ax.invert_yaxis()
 ax.set(xlabel="MRR (higher is better), 95% interval over examples",
-       title="Each model on validation and on test (seed 0)")
-ax.legend()
+       ylabel="model (seed 0)", title="Each model on validation and on test (seed 0)")
+ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
 plt.show()
 
 # %% tags=["remove-input"]
@@ -580,11 +646,11 @@ display(Markdown(
     f"{', '.join(order['test'])} on test"
     + (" (the same order" if order["valid"] == order["test"] else
        " (a different order: a validation lead does not have to carry over")
-    + "; these are point estimates of one seed, and the intervals above say which gaps "
-    "are readable). Early stopping picked each model's epoch on part of the validation "
-    "set, the same way for every model, which makes the trained models' validation "
-    "scores a little optimistic."
-    + (" (Quick mode: smoke test only.)" if quick() else "")
+    + "; these are point estimates of one seed, and which models differ is the "
+    "comparison's pairwise test above). Early stopping picked each model's epoch on "
+    "part of the validation set, the same way for every model, which makes the trained "
+    "models' validation scores a little optimistic."
+    + (" (Quick mode: smoke test only.)" if config.quick else "")
 ))
 
 # %% [markdown]
@@ -627,13 +693,15 @@ def pair_influence(model: DLRM, task, examples) -> tuple[np.ndarray, list[str]]:
 
 
 dlrm = models["dlrm"]
-measured = task.examples("test")[:: 10 if quick() else 2]
+measured = task.examples("test")[:: 10 if config.quick else 2]
 influence, names = pair_influence(dlrm, task, measured)
 n = len(names)
 
 fig, ax = plt.subplots(figsize=(7.5, 6.5), layout="constrained")
 im = ax.imshow(influence, cmap="viridis")
 ax.set(xticks=range(n), xticklabels=names, yticks=range(n), yticklabels=names,
+       xlabel=r"vector $\mathbf{e}_f$ of the pair",
+       ylabel=r"vector $\mathbf{e}_g$ of the pair ($g > f$)",
        title="DLRM (seed 0): how much each pair of fields can move the top MLP")
 ax.tick_params(axis="x", labelrotation=90)
 ax.axhline(n_c - 0.5, color="white", lw=1)
@@ -654,36 +722,27 @@ pairs_table.head(8).round(3).to_frame("influence")
 # its dot with the candidate movie compares the movie with the history as a whole, not with
 # the nearest movie in it. Every pair of fields is a dot product in one shared
 # $k$-dimensional space, as in FM, and the top MLP sees only these 105 numbers and
-# $\mathbf{e}_0$. And the model has no regularisation of its own: no dropout, no weight
-# decay, only early stopping on validation. What this costs and buys against the other
-# models, over several seeds, is the subject of the [comparison](08_comparison.ipynb).
+# $\mathbf{e}_0$. What this costs and buys against the other models, over several seeds, is
+# the subject of the [comparison](08_comparison.ipynb).
 #
 # ## Paper vs. here
 #
 # What {cite:t}`naumov2019dlrm` measured, against what this chapter measures (its own
-# numbers, seed 0):
+# numbers, seed 0, and the comparison's verdicts over every seed):
 
 # %% tags=["remove-input"]
-def interval_cell(name: str, metric: str = "hr@10") -> str:
-    lo, hi = results[name].intervals[metric]
-    return f"{results[name].metrics[metric]:.3f} [{lo:.3f}, {hi:.3f}]"
+WHERE = {"tuned": "chosen on validation", "budget": "the budget's",
+         "default": "featint's default"}
 
 
-def short(other: str) -> str:
-    row = paired[(paired["DLRM minus"] == NAMES[other]) & (paired["metric"] == "hr@10")]
-    diff, lo, hi = row[["difference", "lo", "hi"]].iloc[0]
-    word = "higher" if lo > 0 else "lower" if hi < 0 else "no difference readable"
-    return f"{diff:+.3f} [{lo:+.3f}, {hi:+.3f}]: {word}"
+def from_card(text: str, key: str, model_card=dlrm_card) -> str:
+    """A setting of the card in words, with where its value comes from."""
+    return f"{text} ({WHERE[model_card.origin[key]]})"
 
 
 h = histories["dlrm"]
 n_sparse = int((fields["role"] == "sparse").sum())
-fit_wd = budget.fit_args("dlrm")["weight_decay"]
-top_dropout = budget.hparams_for("dlrm").get("dropout", 0.0)
-dlrm_reg = ", ".join([f"weight decay {fit_wd:g}"] * bool(fit_wd)
-                     + [f"dropout {top_dropout:g} in the top MLP"] * bool(top_dropout)
-                     ) or "no regularisation"
-dlrm_reg += " (chosen on validation)"
+values = dlrm_card.values
 rows = [
     ("data",
      "Criteo Ad Kaggle: about 45 million ad impressions, 13 numeric and 26 "
@@ -695,40 +754,56 @@ rows = [
     ("metric", "accuracy of the click prediction, on training and validation data",
      "full ranking of every unrated movie: HR@10, MRR, mean rank on the test period"),
     ("negatives", "real non-clicks",
-     f"{budget.num_negatives} movies sampled uniformly per positive"),
+     f"{values['num_negatives']} movies sampled uniformly per positive"),
     ("compared with", "DCN, one other deep model",
      "the baseline ladder, MF, FM and the concatenation variant"),
     ("headline",
      "DLRM slightly above DCN in training and validation accuracy, with SGD and with "
      "Adagrad, without extensive tuning",
-     f"DLRM test HR@10 {interval_cell('dlrm')} (seed 0); paired differences: minus FM "
-     f"{short('fm')}, minus the concatenation variant {short('dlrm_simplified')}"),
+     f"DLRM test HR@10 {value_text(results['dlrm'], 'hr@10')} (seed 0); over the "
+     f"comparison's seeds it is {verdict_text(comparison, 'dlrm', 'fm', label='FM')} "
+     "and " + verdict_text(comparison, "dlrm", "dlrm_simplified",
+                           label=NAMES["dlrm_simplified"])),
     ("sizes",
      "k = 16; bottom 512-256-64, top 512-256; about 540 million parameters, nearly all "
      "in the embedding tables",
-     f"k = {budget.embed_dim}; bottom {'-'.join(map(str, bottom[1:-1]))}, top "
-     f"{'-'.join(map(str, top[1:-1]))}; {count_parameters(dlrm):,} parameters"),
+     "; ".join([from_card(f"k = {values['embed_dim']}", "embed_dim"),
+                from_card(f"bottom {'-'.join(map(str, values['bottom']))}", "bottom"),
+                from_card(f"top {'-'.join(map(str, values['top']))}", "top")])
+     + f"; {count_parameters(models['dlrm']):,} parameters"),
     ("training", "one pass over the data with SGD or Adagrad, no regularisation",
-     f"Adam, lr {budget.lr_for('dlrm'):g}, {dlrm_reg}; {len(h.epochs)} epochs "
-     f"over the fit examples, epoch {h.best_epoch} kept by validation MRR"),
+     "; ".join([from_card(f"Adam, learning rate {values['lr']:g}", "lr"),
+                from_card(f"weight decay {values['weight_decay']:g}", "weight_decay"),
+                from_card(f"dropout {values['dropout']:g} in the top MLP", "dropout")])
+     + f"; {len(h.epochs)} epochs over the fit examples, epoch {h.best_epoch} kept by "
+     "validation MRR"),
 ]
 display(Markdown("| | paper | here |\n|---|---|---|\n"
                  + "\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows)))
-assert len(h.epochs) > 1 or quick()  # the text below: each fit example seen many times
+assert len(h.epochs) > 1 or config.quick  # the text below: each fit example seen often
+
+# %% tags=["remove-input"]
+brakes = regularisation_text(dlrm_card)
+brakes = ("early stopping is the only brake" if brakes == "nothing but early stopping"
+          else f"early stopping and {brakes} are the brakes")
+varied = ", ".join(SETTING_NAMES.get(key, key) for key in dlrm_card.tuned)
+widest = max(values["bottom"] + values["top"])
+narrower = ("" if widest >= paper_widest else
+            "; and the MLPs are narrower (for the ranking cost measured above)")
+display(Markdown(
+    "Why the two may differ: the paper predicts clicks with tens of millions of "
+    "examples, each seen once, so a model without regularisation has little chance to "
+    "memorise; here every fit example is seen once per epoch, for as many epochs as "
+    f"validation keeps improving, and {brakes}. A click prediction is judged against "
+    "real non-clicks; here every model must find one movie among all the unrated ones, "
+    "trained on a few sampled negatives. The paper compared two deep models, untuned; "
+    "here DLRM stands beside counting baselines and simpler factorisation models, each "
+    f"with the same number of settings tried on validation (DLRM's {dlrm_card.trials} "
+    f"trials varied {varied}){narrower}. And the paper reports one run; here a "
+    "difference counts only when the comparison's test over every seed shows it "
+    "([chapter 08](08_comparison.ipynb))."))
 
 # %% [markdown]
-# Why the two may differ: the paper predicts clicks with tens of millions of examples, each
-# seen once, so a model without regularisation has little chance to memorise; here every fit
-# example is seen once per epoch, for as many epochs as validation keeps improving, and early
-# stopping is the only brake. A
-# click prediction is judged against real non-clicks; here every model must find one movie
-# among all the unrated ones, trained on a few sampled negatives. The paper compared two deep
-# models, untuned; here DLRM stands beside counting baselines and simpler factorisation
-# models, each with the same number of settings tried on validation (for DLRM: none, L2 and
-# dropout in the top MLP), and the MLPs are narrower (for the
-# ranking cost measured above). And the paper reports one run; here a difference counts only
-# when it holds over seeds ([chapter 08](08_comparison.ipynb)).
-#
 # ## Summary
 #
 # - DLRM pools each field into one vector $\mathbf{e}_f$, sends $\mathbf{x}_{\mathrm{dense}}$
@@ -738,8 +813,8 @@ assert len(h.epochs) > 1 or quick()  # the text below: each fit example seen man
 #   with its own weights in the top MLP; the concatenation variant leaves the pairs to the MLP.
 # - Ranking all movies is cheap only after splitting the top MLP's first layer into context,
 #   movie and cross parts; the rest of the top MLP still runs for every (context, movie) pair.
-# - DLRM has no dropout and no weight decay: read its training loss beside its validation
-#   curve, and let early stopping on validation choose the epoch.
+# - What DLRM trains with, its regularisation included, is its card; read its training loss
+#   beside its validation curve, and let early stopping on validation choose the epoch.
 # - Validation and test are different periods; compare models on the same split (paired, and
 #   over seeds), and read the validation-to-test change of every model, not of one.
 #
@@ -786,31 +861,49 @@ print(f"{len(toy_history.epochs)} epochs, validation MRR "
       f"{len(toy_pairs)}")
 toy_pairs.head(6).round(3).to_frame("influence")
 
+# %% tags=["remove-input"]
+ahead = list(toy_pairs.index[:min(place - 1, 5)])
+if place - 1 > len(ahead):
+    ahead.append(f"{place - 1 - len(ahead)} more pairs")
+if place == 1:
+    standing = (f"Gender · genre comes first of the {len(toy_pairs)} pairs: the "
+                "trained network leans on the planted pair most. ")
+else:
+    ordinal = {2: "second", 3: "third"}.get(place, f"{place}th")
+    standing = (f"Gender · genre comes {ordinal} of the {len(toy_pairs)} pairs, "
+                f"behind {names_text(ahead)}. ")
+display(Markdown(solution(
+    standing + "The gender is not the only way to the planted genre: a user's genre "
+    "shares in $\\mathbf{x}_{\\mathrm{dense}}$ (hence $\\mathbf{e}_0$) and their "
+    "history already say which genre they watch, so $\\mathbf{e}_0 \\cdot$ genre, "
+    "history · genre or history · movie can carry the same signal, and the top MLP "
+    "can lean on any of them. "
+    "The influence measure shows what the trained network uses, not which pair is "
+    "\"true\"." + (" (Quick mode: 2 epochs, so the order is barely trained.)"
+                   if config.quick else ""))))
+
 # %% [markdown]
-# The gender is not the only way to the planted genre: a user's genre shares in
-# $\mathbf{x}_{\mathrm{dense}}$ (hence $\mathbf{e}_0$) and their history already say which
-# genre they watch, so $\mathbf{e}_0 \cdot$ genre, history · genre or history · movie can carry
-# the same signal, and the top MLP can lean on any of them. The influence measure shows what
-# the trained network uses, not which pair is "true".
-#
-# **3. Think: regularising DLRM.** The paper's DLRM has no dropout and no weight decay, and
-# a training curve like the one above shows what it does after its best epoch. Which regularisers could you add, where
-# in the model, and how would you choose their strength so that the comparison with the other
-# models stays fair?
-#
-# :::{admonition} Solution
-# :class: dropdown
-#
-# Dropout in the top MLP (after its ReLUs; `MLP` has the layer, DLRM's `dropout`), or in
-# the bottom MLP; an L2 penalty (the optimiser's weight decay), perhaps on the embedding
-# tables only, which hold most of the parameters; a smaller $k$ or narrower MLPs. The strength
-# must be chosen on validation only, under the same budget and with as many trials as every
-# other model (`featint/tuning.py` and `make tune` do that: DLRM's space tries none, an L2
-# penalty and dropout 0.2 in the top MLP; chapter 08 shows the trials), and the winner
-# judged over several seeds. Choosing it on the test set, or
-# giving DLRM a search the other models did not get, would make its test score optimistic.
-# :::
-#
+# **3. Think: regularising DLRM.** The paper uses no regularisation at all (its §5.1), and a
+# training curve like the one above shows what a model does after its best epoch. Which
+# regularisers could you add, where in the model, and how would you choose their strength so
+# that the comparison with the other models stays fair? Which did featint's tuning try?
+
+# %% tags=["remove-input"]
+trial_list = "; ".join(f"`{label}`" for label in SPACES["dlrm"])
+display(Markdown(solution(
+    "Dropout in the top MLP (after its ReLUs; `MLP` has the layer, DLRM's `dropout`), "
+    "or in the bottom MLP; an L2 penalty (the optimiser's weight decay), perhaps on "
+    "the embedding tables only, which hold most of the parameters; a smaller $k$ or "
+    "narrower MLPs. The strength must be chosen on validation only, under the same "
+    "budget and with as many trials as every other model, and the winner judged over "
+    "several seeds. Choosing it on the test set, or giving DLRM a search the other "
+    "models did not get, "
+    f"would make its test score optimistic. featint's tuning tried {trial_list} "
+    f"(`featint/tuning.py`, `make tune`; chapter 08 shows the trials). "
+    + dlrm_card.summary() + f" So the comparison's DLRM is regularised by "
+    f"{regularisation_text(dlrm_card)}.")))
+
+# %% [markdown]
 # **4. Think: dots or concatenation.** The concatenation variant gives the top MLP the vectors
 # themselves, from which it could in principle compute every dot product. Why can it still
 # need more data or epochs to reach the same place, and what does it gain in exchange?

@@ -1,5 +1,7 @@
-"""The tables chapter 08 reads off the models' cards (``featint.cards``): the tuning of every
-model and paper vs here, checked on a small tuning record written for the test."""
+"""The models' cards (``featint.cards``): the tables chapter 08 reads off them (the tuning of
+every model and paper vs here, checked on a small tuning record written for the test), and
+every setting a model trains with stated, the defaults its constructor works out or inherits
+included."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import numpy as np
 import pytest
 
 import featint.tuning
+from featint import cards
 from featint.cards import card, overview, papers_table
 from featint.tuning import FORMAT, PAPERS, SPACES
 
@@ -61,3 +64,35 @@ def test_papers_table_says_where_and_what_is_not_followed(records):
     assert found.loc["deepfm", "not followed here"] == PAPERS["deepfm"].differs
     assert found.loc["deepfm", "tried / chosen"] == "yes / yes"
     assert found.loc["markov", "tried / chosen"] == "–"
+
+
+@pytest.fixture
+def setting(monkeypatch):
+    """Cards read from a given setting instead of the tuning record."""
+    chosen: dict = {}
+    monkeypatch.setattr(cards, "setting_of", lambda name: dict(chosen))
+    monkeypatch.setattr(cards, "load_trials", lambda name: [])
+    monkeypatch.setattr(cards, "chosen_trial", lambda name: None)
+    return chosen
+
+
+def test_a_subclass_card_holds_its_base_class_defaults_and_what_it_fixes():
+    dlrm, simplified = cards._defaults("dlrm"), cards._defaults("dlrm_simplified")
+    assert simplified["interaction"] == "cat" and dlrm["interaction"] == "dot"
+    assert {k: v for k, v in simplified.items() if k != "interaction"} == {
+        k: v for k, v in dlrm.items() if k != "interaction"}
+
+
+def test_nfm_s_card_states_its_hidden_layer_not_none(setting):
+    setting.update({"lr": 0.005, "bi_dropout": 0.2})
+    card = cards.card("nfm")
+    assert card.value("hidden") == [card.value("embed_dim")]
+    assert card.origin["hidden"] == "default" and card.value("bi_dropout") == 0.2
+    setting["hidden"] = [32, 8]
+    assert cards.card("nfm").value("hidden") == [32, 8]
+
+
+def test_dlrm_simplified_s_card_shows_its_mlps(setting):
+    setting.update({"lr": 0.02})
+    rows = {what: value for what, value, _ in cards.card("dlrm_simplified").rows()}
+    assert rows["bottom MLP"] == "64-32" and rows["interaction"] == "cat"

@@ -18,16 +18,19 @@ from featint.chapter import (
     plot_results,
     results_table,
     seed_spread,
+    solution,
     verdict,
     verdict_text,
 )
 from featint.compare import compare
 from featint.evaluate import Evaluation, bootstrap, metrics
 from featint.report import BASELINES
+from featint.stats import pairwise
+from featint.train import History
 from featint.training import trained
 from featint.tuning import RecordError
 
-pytestmark = pytest.mark.slow  # trains and compares on the synthetic task
+slow = pytest.mark.slow  # trains and compares on the synthetic task
 
 matplotlib.use("Agg")
 
@@ -45,6 +48,7 @@ def chapter_run(synthetic_task, tmp_path_factory):
     return folder, fm, history, results
 
 
+@slow
 def test_the_ladder_comes_first_then_the_models(chapter_run):
     _, _, _, results = chapter_run
     assert list(results) == [*BASELINES, "fm"]
@@ -52,6 +56,7 @@ def test_the_ladder_comes_first_then_the_models(chapter_run):
     assert set(table.index) == set(results) and "[" in table.loc["fm", "HR@10"]
 
 
+@slow
 def test_seed_spread_reads_the_comparison_of_this_protocol(chapter_run, capsys):
     folder, _, _, results = chapter_run
     table = seed_spread(results, ["fm", "popular"], folder=folder / "results",
@@ -64,6 +69,7 @@ def test_seed_spread_reads_the_comparison_of_this_protocol(chapter_run, capsys):
     assert table.loc["fm", "seed 0"] == fm["metrics"]["hr@10"]
 
 
+@slow
 def test_other_protocols_and_missing_results_are_errors_that_say_the_fix(chapter_run,
                                                                        tmp_path):
     folder, _, _, results = chapter_run
@@ -86,6 +92,7 @@ def test_other_protocols_and_missing_results_are_errors_that_say_the_fix(chapter
         load_comparison(tmp_path, dataset="synthetic")
 
 
+@slow
 def test_compare_quick_false_is_not_quick_under_featint_quick(chapter_run):
     """``compare(quick=False)`` under ``FEATINT_QUICK=1`` runs in full, and records the
     configuration that ran."""
@@ -95,6 +102,7 @@ def test_compare_quick_false_is_not_quick_under_featint_quick(chapter_run):
     assert saved["settings"]["config"]["budget"]["epochs"] == 2
 
 
+@slow
 def test_plots_draw_every_model(chapter_run):
     _, _, history, results = chapter_run
     axes = plot_histories({"fm": history})
@@ -186,3 +194,52 @@ def test_pairwise_of_refuses_unpaired_evaluations():
         pairwise_of(results)
     with pytest.raises(ValueError, match="mask over the 3 evaluated examples"):
         pairwise_of({"a": results["a"], "c": _plain([2, 2, 2])}, where=np.ones(2, bool))
+
+
+def planted_pairwise(metric: str = "hr@10"):
+    """Three models over two seeds and 4,000 examples: ``good`` planted 0.1 above ``bad`` (a
+    hit rate), ``same`` equal to ``bad`` in distribution."""
+    rng = np.random.default_rng(0)
+    hits = {name: (rng.random((2, 4000)) < p).astype(float)
+            for name, p in (("good", 0.3), ("bad", 0.2), ("same", 0.2))}
+    return pairwise(hits, metric)
+
+
+def test_verdict_reads_a_pairwise_result_in_the_metric_s_direction():
+    result = planted_pairwise()
+    assert verdict(result, "good", "bad") == "better than"
+    assert verdict(result, "bad", "good") == "worse than"
+    assert verdict(result, "same", "bad") == "not separated from"
+    text = verdict_text(result, "bad", "good")
+    assert text.startswith("worse than good (-0.") and text.endswith("HR@10)")
+    named = verdict_text(result, "bad", "good", label="the good model")
+    assert named == text.replace("than good (", "than the good model (")
+    with pytest.raises(ValueError, match="not 'mrr'"):
+        verdict(result, "good", "bad", "mrr")
+
+
+def test_verdict_on_mean_rank_calls_the_lower_rank_better():
+    rng = np.random.default_rng(1)
+    ranks = {"low": rng.integers(1, 50, (2, 3000)).astype(float),
+             "high": rng.integers(40, 200, (2, 3000)).astype(float)}
+    result = pairwise(ranks, "mean_rank")
+    assert verdict(result, "low", "high", "mean_rank") == "better than"
+    assert verdict_text(result, "low", "high", "mean_rank").startswith("better than high (+")
+
+
+def test_solution_folds_the_text_into_the_book_s_dropdown():
+    text = solution("The answer is **42**.\n")
+    assert text.splitlines()[:2] == [":::{admonition} Solution", ":class: dropdown"]
+    assert "The answer is **42**." in text and text.endswith("\n:::")
+    with pytest.raises(ValueError, match="':::'"):
+        solution("a :::{note} inside")
+
+
+def test_the_histories_legend_sits_outside_the_panels():
+    history = History(epochs=[{"epoch": 1, "loss": 0.5, "valid_mrr": 0.1},
+                              {"epoch": 2, "loss": 0.4, "valid_mrr": 0.2}], best_epoch=2)
+    axes = plot_histories({"a": history, "b": history})
+    assert axes[0].get_legend() is None
+    legend = axes[1].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["a", "b"]
+    assert legend.get_bbox_to_anchor().x0 >= axes[1].get_window_extent().x1

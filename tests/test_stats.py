@@ -385,6 +385,8 @@ def test_pairwise_text_says_only_what_the_test_shows():
     assert "spread of each model" not in pairwise_markdown(all_one)
     alone = pairwise({"a": np.ones((2, 50)), "b": np.zeros((2, 50))}, "mrr")
     assert "a (1.0000) is separated from every other model" in best_group_text(alone)
+    assert "(1 pair)" in pairwise_markdown(alone) and "over that one pair" in pairwise_markdown(
+        alone)
 
 
 def test_plot_pairwise_greys_what_is_not_separated():
