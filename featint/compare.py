@@ -33,6 +33,7 @@ import contextlib
 import json
 import os
 import platform
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -73,7 +74,7 @@ from featint.report import (
 from featint.stats import Pairwise, mean_interval, pairwise, per_example, pooled_interval
 from featint.task import PROTOCOL, WINDOWS, NextMovieTask
 from featint.training import describe, model_hparams, setting_of, trained
-from featint.tuning import load_trials
+from featint.tuning import load_trials, pending
 
 FORMAT = "featint-compare/1"
 RESULTS_FILE = "results.json"
@@ -258,6 +259,12 @@ class Comparison:
         return self.results["settings"].get("dataset", DEFAULT_RELEASE)
 
     @property
+    def pending(self) -> dict[str, str]:
+        """The registered models the comparison left out because their tuning was not
+        complete, each with why (:func:`featint.tuning.pending`)."""
+        return dict(self.results["settings"].get("pending", {}))
+
+    @property
     def window(self) -> int | None:
         """The history window of the task the results were computed on."""
         return self.results["data"].get("window")
@@ -371,8 +378,10 @@ def compare(
     bootstrap_samples: int = 1000,
     config: Config | None = None,
 ) -> Comparison:
-    """Train and evaluate ``models`` (default: every registered one) over ``seeds`` under one
-    :class:`Budget`, with the untrained baselines of the ladder, and write the results.
+    """Train and evaluate ``models`` (default: every registered one whose tuning is complete;
+    the others are recorded as ``pending``, with why, see :func:`featint.tuning.pending`) over
+    ``seeds`` under one :class:`Budget`, with the untrained baselines of the ladder, and write
+    the results.
 
     ``config`` (default :func:`featint.config.current`) gives quick mode, the device and the
     budget; ``quick``, ``device``, ``epochs``, ``embed_dim``, ``patience`` and ``valid_limit``
@@ -399,6 +408,12 @@ def compare(
     config = config or current()
     names = ordered(list(models) if models is not None else list(MODELS))
     names = [n for n in names if n not in BASELINES]
+    # by default a model whose trials are not all on record is left out, and said so: trained
+    # with a setting nobody chose, it would not be compared on equal terms
+    left_out = pending(names) if models is None and settings is None else {}
+    names = [n for n in names if n not in left_out]
+    for name, why in left_out.items():
+        tqdm.write(f"{name} is left out of the comparison: {why}", file=sys.stderr)
     if baselines:
         names = list(BASELINES) + names
     seeds = [int(s) for s in seeds]
@@ -434,6 +449,7 @@ def compare(
         examples = test_examples(task, config)
         record = {
             "models": names,
+            "pending": left_out,
             "seeds": seeds,
             "budget": asdict(budget),
             "budget_text": describe(budget),

@@ -27,6 +27,7 @@ have nothing to set, so they have no trials.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -231,4 +232,20 @@ def chosen(folder: str | Path | None = None) -> dict[str, dict[str, Any]]:
         top = chosen_trial(name, folder)
         if top is not None:
             out[name] = dict(top["setting"])
+    return out
+
+
+def pending(names: Sequence[str], folder: str | Path | None = None) -> dict[str, str]:
+    """Of ``names``, the models whose tuning is not complete, each with why: the trials of its
+    space that are on record and the command that runs the rest. A model with nothing to tune
+    is never pending. The comparison leaves a pending model out rather than train it with a
+    setting that was not chosen (:func:`featint.compare.compare`)."""
+    out = {}
+    for name in names:
+        space = SPACES.get(name)
+        if not space or chosen_trial(name, folder) is not None:
+            continue
+        done = len({t["label"] for t in load_trials(name, folder)})
+        out[name] = (f"its tuning record holds {done} of its {len(space)} trials; "
+                     f"`python benchmarks/tune.py --models {name}` runs the rest")
     return out

@@ -12,6 +12,7 @@ import torch
 from helpers import load_script
 
 import featint.training as training_module
+import featint.tuning
 from featint.chapter import COMPARISON
 from featint.config import BUDGET
 from featint.models import MODELS, build_model
@@ -134,3 +135,15 @@ def test_the_committed_tuning_is_complete_and_what_the_comparison_used():
     results = json.loads((COMPARISON / "results.json").read_text())
     assert {n: s for n, s in results["settings"]["settings"].items() if n in SPACES} == \
         committed
+
+
+def test_a_model_with_trials_missing_is_pending_and_says_how_to_finish(tmp_path):
+    space = featint.tuning.SPACES["fm"]
+    first = next(iter(space))
+    record = {"format": featint.tuning.FORMAT,
+              "trials": [{"label": first, "setting": space[first], "valid_mrr": 0.1}]}
+    (tmp_path / "fm.json").write_text(json.dumps(record))
+    found = featint.tuning.pending(["fm", "random", "itemknn"], tmp_path)
+    assert list(found) == ["fm", "itemknn"]  # random has nothing to tune
+    assert f"1 of its {len(space)} trials" in found["fm"] and "--models fm" in found["fm"]
+    assert "0 of its" in found["itemknn"]
