@@ -616,8 +616,15 @@ display(Markdown(
 # for featint on every metric).
 
 # %% tags=["hide-input"]
-peers = load_peers(PEERS)
-pairs = peer_pairs(comparison, peers)
+try:
+    peers = load_peers(PEERS)
+except RecordError:  # `make peers` has not been run for this release of featint
+    peers = None
+    display(Markdown(
+        "**Not measured yet.** This release of featint ships no record of the twins: "
+        "`make peers` trains them (long: every twin, three seeds, the same number of "
+        "tuning trials as every model), and this section then shows them. Until then "
+        "the chapter makes no claim about the libraries."))
 signed = {m: 1 if HIGHER_IS_BETTER[m] else -1 for m in TESTED}
 
 
@@ -630,62 +637,66 @@ def peer_cell(row: pd.Series, metric: str) -> str:
             f"[{lo:+.{d}f}, {hi:+.{d}f}]").strip()
 
 
-display(pd.DataFrame({
-    "library": pairs["library"], "features": pairs["features"],
-    "featint model": pairs["featint_model"],
-    "twin HR@10": pairs["hr@10 twin"].map("{:.4f}".format),
-    "twin mean rank": pairs["mean_rank twin"].map("{:.1f}".format),
-    **{f"featint − twin {LABELS[m]}": [peer_cell(r, m) for _, r in pairs.iterrows()]
-       for m in TESTED}}).set_index(pairs["twin"]))
+if peers is not None:
+    pairs = peer_pairs(comparison, peers)
+    display(pd.DataFrame({
+        "library": pairs["library"], "features": pairs["features"],
+        "featint model": pairs["featint_model"],
+        "twin HR@10": pairs["hr@10 twin"].map("{:.4f}".format),
+        "twin mean rank": pairs["mean_rank twin"].map("{:.1f}".format),
+        **{f"featint − twin {LABELS[m]}": [peer_cell(r, m) for _, r in pairs.iterrows()]
+           for m in TESTED}}).set_index(pairs["twin"]))
 
 # %% tags=["hide-input"]
-twin_models = ordered(list(pairs["featint_model"].unique()))
-rows = []  # (label, model, mean, lo, hi, marker) from top to bottom
-marker = {"library": "s", "featint": "D"}
-for name in twin_models:
-    lo, hi = aggregates[name]["interval"]["hr@10"]
-    rows.append((name, name, aggregates[name]["mean"]["hr@10"], lo, hi, "o"))
-    for peer in peers:
-        if peer["featint_model"] == name:
-            lo, hi = peer["test_intervals"]["hr@10"]
-            rows.append((f"{peer['twin']} ({peer['features']} features)", name,
-                         peer["test"]["hr@10"], lo, hi, marker[peer["features"]]))
-palette = colours(twin_models)
-fig, ax = plt.subplots(figsize=(10, 0.28 * len(rows) + 1.6), layout="constrained")
-for y, (_, name, mean, lo, hi, shape) in enumerate(rows):
-    ax.errorbar(mean, y, xerr=[[mean - lo], [hi - mean]], fmt=shape, capsize=2,
-                color=palette[name], markersize=7 if shape == "o" else 5,
-                markerfacecolor=palette[name] if shape == "o" else "white")
-ax.set_yticks(range(len(rows)), [r[0] for r in rows])
-for tick, row in zip(ax.get_yticklabels(), rows, strict=True):
-    tick.set_fontweight("bold" if row[5] == "o" else "normal")
-ax.invert_yaxis()
-ax.set(xlabel="test HR@10, mean over seeds, 95% interval over test examples",
-       ylabel="featint model (bold, ●), its twins (□ library's, ◇ featint's features)",
-       title="Every twin beside its featint model")
-plt.show()
+if peers is not None:
+    twin_models = ordered(list(pairs["featint_model"].unique()))
+    rows = []  # (label, model, mean, lo, hi, marker) from top to bottom
+    marker = {"library": "s", "featint": "D"}
+    for name in twin_models:
+        lo, hi = aggregates[name]["interval"]["hr@10"]
+        rows.append((name, name, aggregates[name]["mean"]["hr@10"], lo, hi, "o"))
+        for peer in peers:
+            if peer["featint_model"] == name:
+                lo, hi = peer["test_intervals"]["hr@10"]
+                rows.append((f"{peer['twin']} ({peer['features']} features)", name,
+                             peer["test"]["hr@10"], lo, hi, marker[peer["features"]]))
+    palette = colours(twin_models)
+    fig, ax = plt.subplots(figsize=(10, 0.28 * len(rows) + 1.6), layout="constrained")
+    for y, (_, name, mean, lo, hi, shape) in enumerate(rows):
+        ax.errorbar(mean, y, xerr=[[mean - lo], [hi - mean]], fmt=shape, capsize=2,
+                    color=palette[name], markersize=7 if shape == "o" else 5,
+                    markerfacecolor=palette[name] if shape == "o" else "white")
+    ax.set_yticks(range(len(rows)), [r[0] for r in rows])
+    for tick, row in zip(ax.get_yticklabels(), rows, strict=True):
+        tick.set_fontweight("bold" if row[5] == "o" else "normal")
+    ax.invert_yaxis()
+    ax.set(xlabel="test HR@10, mean over seeds, 95% interval over test examples",
+           ylabel="featint model (bold, ●), its twins (□ library's, ◇ featint's features)",
+           title="Every twin beside its featint model")
+    plt.show()
 
 # %% tags=["remove-input"]
-verdicts = {m: pairs[f"{m} verdict"].value_counts() for m in TESTED}
-notes = {(p["library"], p["features"]): p["features_note"] for p in peers
-         if p["features_note"]}
-better_twins = {m: list(pairs.loc[pairs[f"{m} verdict"] == "twin better", "twin"]
-                        + " (" + pairs.loc[pairs[f"{m} verdict"] == "twin better",
-                                           "features"] + ")") for m in TESTED}
-display(Markdown(
-    f"Of the {len(pairs)} twins, on each metric: "
-    + "; ".join(f"{LABELS[m]}: featint's model better for "
-                f"{int(verdicts[m].get('featint better', 0))}, not separated for "
-                f"{int(verdicts[m].get('not separated', 0))}, the twin better for "
-                f"{int(verdicts[m].get('twin better', 0))}"
-                + (f" ({', '.join(better_twins[m])})" if better_twins[m] else "")
-                for m in TESTED) + ". "
-    + ("No twin is better than its featint model beyond the noise on any of the three "
-       "metrics." if not any(better_twins.values()) else
-       "Where a twin is better, the ablation below looks for the detail that makes it.")
-    + ("\n\nHow each library takes the features:\n\n" + "\n".join(
-        f"- {lib}, {features} features: {text}."
-        for (lib, features), text in notes.items()) if notes else "")))
+if peers is not None:
+    verdicts = {m: pairs[f"{m} verdict"].value_counts() for m in TESTED}
+    notes = {(p["library"], p["features"]): p["features_note"] for p in peers
+             if p["features_note"]}
+    better_twins = {m: list(pairs.loc[pairs[f"{m} verdict"] == "twin better", "twin"]
+                            + " (" + pairs.loc[pairs[f"{m} verdict"] == "twin better",
+                                               "features"] + ")") for m in TESTED}
+    display(Markdown(
+        f"Of the {len(pairs)} twins, on each metric: "
+        + "; ".join(f"{LABELS[m]}: featint's model better for "
+                    f"{int(verdicts[m].get('featint better', 0))}, not separated for "
+                    f"{int(verdicts[m].get('not separated', 0))}, the twin better for "
+                    f"{int(verdicts[m].get('twin better', 0))}"
+                    + (f" ({', '.join(better_twins[m])})" if better_twins[m] else "")
+                    for m in TESTED) + ". "
+        + ("No twin is better than its featint model beyond the noise on any of the three "
+           "metrics." if not any(better_twins.values()) else
+           "Where a twin is better, the ablation below looks for the detail that makes it.")
+        + ("\n\nHow each library takes the features:\n\n" + "\n".join(
+            f"- {lib}, {features} features: {text}."
+            for (lib, features), text in notes.items()) if notes else "")))
 
 # %% [markdown]
 # What makes a library's twin better or worse? The ablation (`benchmarks/ablation.py`,
@@ -697,54 +708,63 @@ display(Markdown(
 # baseline, seed by seed, as the mean over seeds with its 95% t-interval over seeds.
 
 # %% tags=["hide-input"]
-ablation = load_ablation(ABLATION)
-display(ablation_table(ablation))
+try:
+    ablation = load_ablation(ABLATION)
+    display(ablation_table(ablation))
+except RecordError:  # `make ablation` has not been run for this release of featint
+    ablation = None
+    display(Markdown(
+        "**Not measured yet.** This release of featint ships no record of the ablation: "
+        "`make ablation` trains its variants (three seeds each), and this section then "
+        "shows them."))
 
 # %% tags=["hide-input"]
-effects = ablation_effects(ablation)
-test_hits = effects[(effects["split"] == "test") & (effects["metric"] == "hr@10")]
-arch = [n for n in feature_models if n in aggregates]
-arch_spread = np.ptp([aggregates[n]["mean"]["hr@10"] for n in arch])
-fig, ax = plt.subplots(figsize=(10, 0.34 * len(test_hits) + 1.8), layout="constrained")
-labels, palette = [], colours(list(test_hits["model"].unique()))
-for i, (_, e) in enumerate(test_hits.iterrows()):
-    lo, hi = (e["lo"], e["hi"]) if np.isfinite(e["lo"]) else (e["mean"], e["mean"])
-    ax.errorbar(e["mean"], i, xerr=[[e["mean"] - lo], [hi - e["mean"]]], fmt="o",
-                color=palette[e["model"]], capsize=3)
-    labels.append(f"{e['model']}: {e['change']}")
-ax.axvspan(-arch_spread, arch_spread, color="C2", alpha=0.12, lw=0)
-ax.axvline(0, color="0.3", linewidth=0.8)
-ax.set_yticks(range(len(labels)), labels)
-ax.invert_yaxis()
-ax.set(xlabel="effect on test HR@10: the change minus the comparison's setting "
-       "(mean over seeds, 95% t-interval over seeds)", ylabel="model: change",
-       title="One change at a time; green band: ± the HR@10 spread of the "
-       f"{len(arch)} feature-interaction architectures")
-plt.show()
+if ablation is not None:
+    effects = ablation_effects(ablation)
+    test_hits = effects[(effects["split"] == "test") & (effects["metric"] == "hr@10")]
+    arch = [n for n in feature_models if n in aggregates]
+    arch_spread = np.ptp([aggregates[n]["mean"]["hr@10"] for n in arch])
+    fig, ax = plt.subplots(figsize=(10, 0.34 * len(test_hits) + 1.8), layout="constrained")
+    labels, palette = [], colours(list(test_hits["model"].unique()))
+    for i, (_, e) in enumerate(test_hits.iterrows()):
+        lo, hi = (e["lo"], e["hi"]) if np.isfinite(e["lo"]) else (e["mean"], e["mean"])
+        ax.errorbar(e["mean"], i, xerr=[[e["mean"] - lo], [hi - e["mean"]]], fmt="o",
+                    color=palette[e["model"]], capsize=3)
+        labels.append(f"{e['model']}: {e['change']}")
+    ax.axvspan(-arch_spread, arch_spread, color="C2", alpha=0.12, lw=0)
+    ax.axvline(0, color="0.3", linewidth=0.8)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.invert_yaxis()
+    ax.set(xlabel="effect on test HR@10: the change minus the comparison's setting "
+           "(mean over seeds, 95% t-interval over seeds)", ylabel="model: change",
+           title="One change at a time; green band: ± the HR@10 spread of the "
+           f"{len(arch)} feature-interaction architectures")
+    plt.show()
 
 # %% tags=["remove-input"]
-big = test_hits[test_hits["mean"].abs() >= arch_spread]
-sure = test_hits[(test_hits["lo"] > 0) | (test_hits["hi"] < 0)]
+if ablation is not None:
+    big = test_hits[test_hits["mean"].abs() >= arch_spread]
+    sure = test_hits[(test_hits["lo"] > 0) | (test_hits["hi"] < 0)]
 
 
-def effect_text(rows: pd.DataFrame) -> str:
-    return names_text([f"{r['model']}: {r['change']} ({r['mean']:+.4f})"
-                       for _, r in rows.iterrows()])
+    def effect_text(rows: pd.DataFrame) -> str:
+        return names_text([f"{r['model']}: {r['change']} ({r['mean']:+.4f})"
+                           for _, r in rows.iterrows()])
 
 
-display(Markdown(
-    f"The HR@10 of the best and the worst of the {len(arch)} feature-interaction "
-    f"architectures of the comparison lie {arch_spread:.4f} apart. "
-    + (f"{len(big)} of the {len(test_hits)} changes move a model's test HR@10 by at "
-       f"least that much: {effect_text(big)}. " if len(big) else
-       f"None of the {len(test_hits)} changes moves a model's test HR@10 that much. ")
-    + (f"The changes whose 95% interval over seeds excludes zero: {effect_text(sure)}. "
-       if len(sure) else "No change's interval over seeds excludes zero. ")
-    + ("Together with the look back at protocol v3 above, this is the lesson: a "
-       "feature's definition and the training details can move a model as much as its "
-       "architecture does." if len(big) or abs(gains.median()) > v2_spread else
-       "On this comparison neither the history window nor any single training detail "
-       "moved a model as much as the architectures differ.")))
+    display(Markdown(
+        f"The HR@10 of the best and the worst of the {len(arch)} feature-interaction "
+        f"architectures of the comparison lie {arch_spread:.4f} apart. "
+        + (f"{len(big)} of the {len(test_hits)} changes move a model's test HR@10 by at "
+           f"least that much: {effect_text(big)}. " if len(big) else
+           f"None of the {len(test_hits)} changes moves a model's test HR@10 that much. ")
+        + (f"The changes whose 95% interval over seeds excludes zero: {effect_text(sure)}. "
+           if len(sure) else "No change's interval over seeds excludes zero. ")
+        + ("Together with the look back at protocol v3 above, this is the lesson: a "
+           "feature's definition and the training details can move a model as much as its "
+           "architecture does." if len(big) or abs(gains.median()) > v2_spread else
+           "On this comparison neither the history window nor any single training detail "
+           "moved a model as much as the architectures differ.")))
 
 # %% [markdown]
 # A comparison of architectures is only as fair as the care given to the features and to
@@ -779,7 +799,6 @@ def kendall_tau(a: list[str], b: list[str]) -> tuple[float, int, int]:
     concordant = sum(pos[x] < pos[y] for x, y in pairs)
     discordant = len(pairs) - concordant
     return (concordant - discordant) / max(len(pairs), 1), concordant, discordant
-
 
 # %% tags=["remove-input"]
 tau, concordant, discordant = kendall_tau(common, ours)
