@@ -621,10 +621,10 @@ try:
 except RecordError:  # `make peers` has not been run for this release of featint
     peers = None
     display(Markdown(
-        "**Not measured yet.** This release of featint ships no record of the twins: "
-        "`make peers` trains them (long: every twin, three seeds, the same number of "
-        "tuning trials as every model), and this section then shows them. Until then "
-        "the chapter makes no claim about the libraries."))
+        "**Not measured yet.** This release of featint ships no record of the "
+        "twins: `make peers` trains them (long: every twin, three seeds, the same "
+        "number of tuning trials as every model), and this section then shows "
+        "them. Until then the chapter makes no claim about the libraries."))
 signed = {m: 1 if HIGHER_IS_BETTER[m] else -1 for m in TESTED}
 
 
@@ -671,7 +671,8 @@ if peers is not None:
         tick.set_fontweight("bold" if row[5] == "o" else "normal")
     ax.invert_yaxis()
     ax.set(xlabel="test HR@10, mean over seeds, 95% interval over test examples",
-           ylabel="featint model (bold, ●), its twins (□ library's, ◇ featint's features)",
+           ylabel="featint model (bold, ●), its twins "
+           "(□ library's, ◇ featint's features)",
            title="Every twin beside its featint model")
     plt.show()
 
@@ -691,9 +692,10 @@ if peers is not None:
                     f"{int(verdicts[m].get('twin better', 0))}"
                     + (f" ({', '.join(better_twins[m])})" if better_twins[m] else "")
                     for m in TESTED) + ". "
-        + ("No twin is better than its featint model beyond the noise on any of the three "
-           "metrics." if not any(better_twins.values()) else
-           "Where a twin is better, the ablation below looks for the detail that makes it.")
+        + ("No twin is better than its featint model beyond the noise on any of the "
+           "three metrics." if not any(better_twins.values()) else
+           "Where a twin is better, the ablation below looks for the detail that "
+           "makes it.")
         + ("\n\nHow each library takes the features:\n\n" + "\n".join(
             f"- {lib}, {features} features: {text}."
             for (lib, features), text in notes.items()) if notes else "")))
@@ -724,7 +726,8 @@ if ablation is not None:
     test_hits = effects[(effects["split"] == "test") & (effects["metric"] == "hr@10")]
     arch = [n for n in feature_models if n in aggregates]
     arch_spread = np.ptp([aggregates[n]["mean"]["hr@10"] for n in arch])
-    fig, ax = plt.subplots(figsize=(10, 0.34 * len(test_hits) + 1.8), layout="constrained")
+    fig, ax = plt.subplots(figsize=(10, 0.34 * len(test_hits) + 1.8),
+                           layout="constrained")
     labels, palette = [], colours(list(test_hits["model"].unique()))
     for i, (_, e) in enumerate(test_hits.iterrows()):
         lo, hi = (e["lo"], e["hi"]) if np.isfinite(e["lo"]) else (e["mean"], e["mean"])
@@ -755,16 +758,18 @@ if ablation is not None:
     display(Markdown(
         f"The HR@10 of the best and the worst of the {len(arch)} feature-interaction "
         f"architectures of the comparison lie {arch_spread:.4f} apart. "
-        + (f"{len(big)} of the {len(test_hits)} changes move a model's test HR@10 by at "
-           f"least that much: {effect_text(big)}. " if len(big) else
-           f"None of the {len(test_hits)} changes moves a model's test HR@10 that much. ")
-        + (f"The changes whose 95% interval over seeds excludes zero: {effect_text(sure)}. "
+        + (f"{len(big)} of the {len(test_hits)} changes move a model's test HR@10 by "
+           f"at least that much: {effect_text(big)}. " if len(big) else
+           f"None of the {len(test_hits)} changes moves a model's test HR@10 that "
+           f"much. ")
+        + (f"The changes whose 95% interval over seeds excludes zero: "
+           f"{effect_text(sure)}. "
            if len(sure) else "No change's interval over seeds excludes zero. ")
         + ("Together with the look back at protocol v3 above, this is the lesson: a "
-           "feature's definition and the training details can move a model as much as its "
-           "architecture does." if len(big) or abs(gains.median()) > v2_spread else
-           "On this comparison neither the history window nor any single training detail "
-           "moved a model as much as the architectures differ.")))
+           "feature's definition and the training details can move a model as much as "
+           "its architecture does." if len(big) or abs(gains.median()) > v2_spread else
+           "On this comparison neither the history window nor any single training "
+           "detail moved a model as much as the architectures differ.")))
 
 # %% [markdown]
 # A comparison of architectures is only as fair as the care given to the features and to
