@@ -716,9 +716,9 @@ try:
 except RecordError:  # `make ablation` has not been run for this release of featint
     ablation = None
     display(Markdown(
-        "**Not measured yet.** This release of featint ships no record of the ablation: "
-        "`make ablation` trains its variants (three seeds each), and this section then "
-        "shows them."))
+        "**Not measured yet.** This release of featint ships no record of the "
+        "ablation: `make ablation` trains its variants (three seeds each), and this "
+        "section then shows them."))
 
 # %% tags=["hide-input"]
 if ablation is not None:
