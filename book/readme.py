@@ -25,6 +25,11 @@ MARKER = re.compile(
     r"(<!-- featint:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /featint:(?P=name) -->)", re.S)
 
 
+#: A block whose record this release of featint does not ship (a long run not made yet).
+NOT_MEASURED = ("*Not measured yet:* this release of featint ships no record of {what}; "
+                "`{command}` makes it, and this block then shows it.")
+
+
 def _comparison():
     from featint.chapter import load_comparison
 
@@ -72,7 +77,11 @@ def convergence() -> str:
 
     comparison = _comparison()
     cap = comparison.results["settings"]["budget"]["epochs"]
-    return f"Convergence: {convergence_text(comparison.runs, cap)}."
+    text = f"Convergence: {convergence_text(comparison.runs, cap)}."
+    if comparison.pending:  # registered models the comparison did not train, and why
+        text += " Not in this comparison: " + "; ".join(
+            f"{name}, because {why}" for name, why in comparison.pending.items()) + "."
+    return text
 
 
 def tuning() -> str:
@@ -111,8 +120,12 @@ def ablation() -> str:
     interval over seeds)."""
     from featint.config import RECORDS
     from featint.report import ablation_table, load_ablation, markdown_table
+    from featint.tuning import RecordError
 
-    table = ablation_table(load_ablation(RECORDS / "ablation"))
+    try:
+        table = ablation_table(load_ablation(RECORDS / "ablation"))
+    except RecordError:
+        return NOT_MEASURED.format(what="the ablation", command="make ablation")
     table.index = [f"{model}: {change}" for model, change in table.index]
     table.index.name = "model: change"
     return markdown_table(table)
@@ -124,8 +137,12 @@ def peers() -> str:
 
     from featint.config import RECORDS
     from featint.report import load_peers, markdown_table, peer_pairs
+    from featint.tuning import RecordError
 
-    pairs = peer_pairs(_comparison(), load_peers(RECORDS / "peers"))
+    try:
+        pairs = peer_pairs(_comparison(), load_peers(RECORDS / "peers"))
+    except RecordError:
+        return NOT_MEASURED.format(what="the peer twins", command="make peers")
     rows = {}
     for _, row in pairs.iterrows():
         cells = {"library": row["library"], "features": row["features"],
