@@ -43,6 +43,7 @@ NAMES = {
     "bottom": "bottom MLP", "top": "top MLP", "interaction": "interaction",
     "init_std": "embeddings drawn from N(0, σ²), σ", "loss": "loss",
     "num_negatives": "sampled negatives", "blocks": "attention blocks", "heads": "heads",
+    "num_blocks": "attention blocks", "num_heads": "heads",
     "max_len": "longest prefix", "alpha": "α", "similarity": "similarity", "shrink": "shrink",
     "epochs": "epochs (at most)", "batch_size": "batch size", "patience": "early stopping after",
     "monitor": "early stopping watches", "valid_limit": "validation examples per epoch",

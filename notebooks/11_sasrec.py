@@ -343,10 +343,11 @@ display(Markdown(sasrec_card.markdown()))
 if waiting:
     state = (f"SASRec's tuning is not complete: {waiting['sasrec']}. Until it is, no "
              "setting is chosen on validation, so this chapter trains SASRec at its "
-             f"paper's setting, `{paper_label}`, with one seed (seed 0); the "
-             "comparison leaves out a model whose tuning is not complete, so it does "
-             "not hold SASRec yet, and every statement below about SASRec against "
-             "another model comes from this chapter's own runs.")
+             f"paper's setting, `{paper_label}`, with one seed (seed 0). The "
+             "comparison leaves out a model whose tuning is not complete, so the "
+             "statements below about SASRec against another model come from this "
+             "chapter's own runs, and from the comparison's only where it holds "
+             "SASRec.")
 else:
     state = (f"SASRec's tuning is complete: the comparison and this chapter train the "
              f"trial chosen on validation, `{sasrec_card.chosen}`.")
@@ -760,15 +761,15 @@ display(Markdown(solution(
 
 # %% [markdown]
 # **4. Code: how long a prefix?** The paper reads at most $N = 200$ movies on MovieLens-1M.
-# Train SASRec with $N = 20$ and $N = 200$ on a small budget (2 epochs of 10,000 fit
+# Train SASRec with $N = 20$ and $N = 200$ on a small budget (3 epochs of 20,000 fit
 # examples, everything else as the card's) and rank the same validation examples with
 # both. Set the answer beside the attention-by-lag plot: what would you expect, and what do
 # you see?
 
 # %% tags=["hide-input"]
 shown_setting = sasrec_setting if waiting else None  # the setting this chapter trains
-small = {**fit_args("sasrec", budget, shown_setting), "epochs": 2,
-         "max_examples": 10_000, "valid_limit": 1000, "patience": 2}
+small = {**fit_args("sasrec", budget, shown_setting), "epochs": 3,
+         "max_examples": 20_000, "valid_limit": 1000, "patience": 3}
 lengths, valid_runs = {}, {}
 for max_len in (20, 200):
     hparams = {**model_hparams("sasrec", budget, shown_setting), "max_len": max_len}
@@ -790,7 +791,7 @@ display(Markdown(solution(
     "over the examples). If the last position attends mostly to the last few movies "
     "(the plot above), a short prefix loses little and trains faster; a difference "
     "this test does not separate is noise as far as this run can tell, and a setting "
-    "that learns slowly can be behind after two short epochs and ahead after twenty."
+    "that learns slowly can be behind after three short epochs and ahead after twenty."
     + (" (Quick mode: both models barely trained.)" if config.quick else ""))))
 
 # %% [markdown]
