@@ -5,7 +5,9 @@ show its card. :func:`card` gathers, for one model, the setting the comparison t
 chosen tuning trial, :func:`featint.training.setting_of`), every value that setting leaves at
 the model's default (read off the constructor), the budget every model shares, which values
 the tuning varied, and its paper's own setting (:data:`featint.tuning.PAPERS`): where the
-paper states it, whether it was among the trials, and what of it could not be followed.
+paper states it, whether it was among the trials, and what of it could not be followed. A
+model whose tuning is not complete (:func:`featint.tuning.pending`) has no chosen setting
+yet: its card shows its paper's trial, says so (``origin`` ``"paper"``) and says why.
 ``tests/test_claims.py`` checks the prose of every chapter against the cards.
 """
 
@@ -25,7 +27,7 @@ from featint.evaluate import LABELS
 from featint.models import MODELS
 from featint.report import markdown_table, ordered
 from featint.training import fit_args, model_hparams, setting_of
-from featint.tuning import PAPERS, SPACES, chosen_trial, load_trials, split
+from featint.tuning import PAPERS, SPACES, chosen_trial, load_trials, pending, split
 
 #: Constructor arguments that are plumbing (memory, speed), not part of the model.
 PLUMBING = ("chunk", "chunk_elements", "crosses", "bits")
@@ -41,6 +43,7 @@ NAMES = {
     "bottom": "bottom MLP", "top": "top MLP", "interaction": "interaction",
     "init_std": "embeddings drawn from N(0, σ²), σ", "loss": "loss",
     "num_negatives": "sampled negatives", "blocks": "attention blocks", "heads": "heads",
+    "num_blocks": "attention blocks", "num_heads": "heads",
     "max_len": "longest prefix", "alpha": "α", "similarity": "similarity", "shrink": "shrink",
     "epochs": "epochs (at most)", "batch_size": "batch size", "patience": "early stopping after",
     "monitor": "early stopping watches", "valid_limit": "validation examples per epoch",
@@ -67,7 +70,7 @@ class Card:
     name: str
     chosen: str | None                    # the chosen trial's label (None: nothing tuned)
     values: dict[str, Any]                # every setting that decides the model, resolved
-    origin: dict[str, str]                # setting -> "tuned", "budget" or "default"
+    origin: dict[str, str]                # "tuned", "paper", "budget" or "default"
     tuned: list[str]                      # the settings the trials varied
     trials: int
     paper: str | None                     # the label of the paper's setting among the trials
@@ -75,6 +78,7 @@ class Card:
     paper_differs: str
     paper_tried: bool
     valid_mrr: dict[str, float] = field(default_factory=dict)  # trial label -> its MRR
+    pending: str = ""                     # why nothing is chosen yet ("": tuned)
 
     def value(self, key: str) -> Any:
         """The setting ``key`` the model is trained with."""
@@ -83,6 +87,7 @@ class Card:
     def rows(self) -> list[tuple[str, str, str]]:
         """``(setting, value, where it comes from)`` for every setting of the card."""
         where = {"tuned": f"chosen on validation ({self.trials} trials)",
+                 "paper": "the paper's setting (tuning not complete)",
                  "budget": "the budget (every model)", "default": "the model's default"}
         return [(NAMES.get(k, k), value_text(v), where[self.origin[k]])
                 for k, v in self.values.items()]
@@ -97,6 +102,12 @@ class Card:
         """What was tuned and the paper's setting, in two sentences."""
         if not self.trials:
             tuned = f"{self.name} has nothing to tune."
+        elif self.pending:
+            varied = ", ".join(NAMES.get(k, k) for k in self.tuned) or "nothing"
+            tuned = (f"{self.trials} trials vary {varied}, but {self.pending}: no setting "
+                     f"is chosen yet, and the card shows the paper's trial `{self.paper}`"
+                     + (f" (validation MRR {self.valid_mrr[self.paper]:.4f})."
+                        if self.paper in self.valid_mrr else "."))
         else:
             varied = ", ".join(NAMES.get(k, k) for k in self.tuned) or "nothing"
             tuned = (f"{self.trials} trials varied {varied}; the comparison trains the trial "
@@ -167,9 +178,16 @@ def _resolved(name: str, budget: Budget, setting: dict[str, Any]) -> dict[str, A
 
 
 def card(name: str, budget: Budget = BUDGET) -> Card:
-    """The card of model ``name`` (a trained model or a counting baseline)."""
+    """The card of model ``name`` (a trained model or a counting baseline). A model whose
+    tuning is not complete is shown at its paper's trial, with ``pending`` saying why; one
+    without a paper's trial to show is a :class:`featint.tuning.RecordError`
+    (:func:`featint.training.setting_of`)."""
     space = SPACES.get(name, {})
-    setting = setting_of(name)
+    paper = PAPERS.get(name)
+    label = paper.setting if paper else None
+    why = pending([name]).get(name, "")
+    setting = dict(space[label]) if why and label in space else setting_of(name)
+    chosen_origin = "paper" if why else "tuned"
     trials = load_trials(name)
     top = chosen_trial(name) if space else None
     resolved = [_resolved(name, budget, s) for s in space.values()]
@@ -182,24 +200,22 @@ def card(name: str, budget: Budget = BUDGET) -> Card:
             values[key], origin[key] = value, "default"
         for key, value in model_hparams(name, budget, setting).items():
             values[key] = value
-            origin[key] = "tuned" if key in setting else "budget"
+            origin[key] = chosen_origin if key in setting else "budget"
         for key, value in fit_args(name, budget, setting).items():
             values[key] = value
-            origin[key] = "tuned" if key in split(setting)[0] else "budget"
+            origin[key] = chosen_origin if key in split(setting)[0] else "budget"
         for key, resolve in RESOLVED.get(name, {}).items():
             if values.get(key) is None:
                 values[key] = resolve(values)
     else:  # a counting baseline: its constructor arguments are its setting
         for key, value in setting.items():
             values[key], origin[key] = value, "tuned"
-    paper = PAPERS.get(name)
-    label = paper.setting if paper else None
     return Card(
         name=name, chosen=top["label"] if top else None, values=values, origin=origin,
         tuned=varied, trials=len(space), paper=label,
         paper_source=paper.source if paper else "", paper_differs=paper.differs if paper
         else "", paper_tried=label is not None and label in space,
-        valid_mrr={t["label"]: t["valid_mrr"] for t in trials})
+        valid_mrr={t["label"]: t["valid_mrr"] for t in trials}, pending=why)
 
 
 def budget_rows(budget: Budget = BUDGET) -> list[tuple[str, str]]:

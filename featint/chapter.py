@@ -252,12 +252,16 @@ def paper_settings(card: Card) -> tuple[str, str]:
     from the model's card (:func:`featint.cards.card`): what the paper states and where
     (or that it gives no setting to follow), and what the comparison trains: the values its
     trials chose on validation, what the trials varied, whether the paper's setting was
-    among them and what of the paper is not followed."""
+    among them and what of the paper is not followed. A model whose tuning is not complete
+    (``card.pending``) is trained at the paper's setting, and the cell says so and why."""
     paper = (card.paper_source if card.paper is None
              else f"`{card.paper}` ({card.paper_source})")
     chosen = [f"{NAMES.get(k, k)} {setting_text(v)}" for k, v in card.values.items()
               if card.origin[k] == "tuned"]
-    if card.trials:
+    if card.pending:
+        here = (f"the paper's setting, as no setting is chosen yet ({card.pending}); "
+                f"{card.trials} trials are planned")
+    elif card.trials:
         varied = ", ".join(NAMES.get(k, k) for k in card.tuned) or "nothing"
         here = (f"{', '.join(chosen) or 'its defaults'}, chosen on validation among "
                 f"{card.trials} trials that varied {varied}")
@@ -265,7 +269,7 @@ def paper_settings(card: Card) -> tuple[str, str]:
         here = "nothing to choose"
     if card.paper is None:
         here += "; no paper's setting to try"
-    else:
+    elif not card.pending:
         here += ("; the paper's setting was one of the trials" if card.paper_tried
                  else "; the paper's setting was not among the trials")
     if card.paper_differs:

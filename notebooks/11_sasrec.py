@@ -28,10 +28,11 @@ if importlib.util.find_spec("featint") is None:
 # # 11 · SASRec: the order of the history
 #
 # Every model so far sees a user's past the same way: as a **bag**. The history field holds
-# the movies watched before $t$, each with weight $1/t$, and the models pool it into one
-# vector; the last movie is a field of its own, and the gap since the previous rating another.
-# Which movie came third from last, or whether the last five were all horror films watched in
-# one evening, is gone: shuffle the history and a feature model's score does not move.
+# the last $W$ movies watched before $t$ (the protocol's window, chosen on validation), each
+# with the same weight, and the models pool it into one vector; the last movie is a field of
+# its own, and the gap since the previous rating another. Which movie came third from last,
+# or whether the last five were all horror films watched in one evening, is gone: shuffle
+# the window and a feature model's score does not move.
 #
 # A sequence model reads the history the other way round: as an **ordered list**, and
 # nothing else. Self-attentive sequential recommendation (SASRec) {cite}`kang2018sasrec`
@@ -59,16 +60,23 @@ import torch
 from IPython.display import Markdown, display
 
 from featint import build_task, load_movielens
-from featint.budget import Budget, model_hparams
-from featint.cache import trained
+from featint.cards import budget_rows, card
 from featint.chapter import (
     evaluate_all,
     load_comparison,
+    pairwise_of,
+    paper_settings,
+    plot_histories,
     plot_results,
     results_table,
     seed_spread,
+    solution,
+    value_text,
+    verdict_text,
 )
-from featint.evaluate import quick, rank_of_target
+from featint.config import current
+from featint.evaluate import evaluate, per_example, rank_of_target
+from featint.features import GAP_EDGES, Features
 from featint.models import build_model, count_parameters
 from featint.models.sasrec import (
     Block,
@@ -77,45 +85,56 @@ from featint.models.sasrec import (
     causal_attention,
     causal_mask,
 )
-from featint.report import trials_table
 from featint.show import source
-from featint.stats import paired_difference, per_example
-from featint.task import GAP_EDGES, Features
+from featint.stats import holm, pairwise
 from featint.train import fit
-from featint.tuning import PAPER, SPACES, chosen_trial
+from featint.training import fit_args, model_hparams, trained
+from featint.tuning import PAPERS, SPACES, RecordError, load_trials, pending
 
-print("quick mode:", quick(), "| torch threads:", torch.get_num_threads())
+config = current()
+budget = config.budget
+NAMES = {"random": "random", "popular": "most popular", "markov": "Markov",
+         "itemknn": "ItemKNN", "mf": "MF", "fm": "FM", "deepfm": "DeepFM",
+         "sasrec": "SASRec"}
+print("quick mode:", config.quick, "| torch threads:", torch.get_num_threads())
 
 # %% [markdown]
 # ## What each family sees
 #
 # Take one test example and look at it both ways. The feature models get the context
-# fields of [chapter 00](00_data.ipynb); SASRec gets `task.sequence(ex, max_len)`: the last
-# `max_len` movies before $t$ in the order they were watched (movie index + 1, 0 for
-# padding on the left), which `task.context_for(model, ex)` puts into the context of any
-# model that declares a `sequence_length`. Both are cut at $t$ by the same code path: a
-# test checks, for every example, that the sequence is the end of the history the feature
-# models are built from, in the same order.
+# fields of [chapter 00](00_data.ipynb), among them the history bag: the last $W$ movies
+# before $t$ (the protocol's window), each weighing $1 / \min(t, W)$. SASRec gets
+# `task.sequence(ex, max_len)`: the last `max_len` movies before $t$ in the order they were
+# watched (movie index + 1, 0 for padding on the left), which `task.context_for(model, ex)`
+# puts into the context of any model that declares a `sequence_length`. Both are cut at $t$
+# by the same code path: a test checks, for every example, that the sequence is the end of
+# the movies watched before $t$ (`task.history`), in the same order.
 
 # %%
 ml = load_movielens()
 task = build_task(ml)
+W = task.window
 test_ex = task.examples("test")
-ex = int(test_ex[np.argmin(np.abs(task.t[test_ex] - 12))])  # a short history to show
+ex = int(test_ex[np.argmin(np.abs(task.t[test_ex] - (W + 4)))])  # a short history
 items, mask = task.history(np.array([ex]))
-bag = items[0][mask[0]]
-seq = task.sequence(np.array([ex]), max_len=8)[0]
+prefix = items[0][mask[0]]  # every movie before t, in the order watched
+context = task.context(np.array([ex]))
+offset = task.schema.field("history").offset
+in_bag = (context.field == task.history_fields["history"]) & (context.val[0] != 0)
+bag, weights = context.idx[0][in_bag].numpy() - offset, context.val[0][in_bag].numpy()
+seq = task.sequence(np.array([ex]), max_len=W + 2)[0]
 print(f"user {task.user_ids[task.user[ex]]}, position t = {task.t[ex]}")
-print(f"feature models: a bag of {len(bag)} movies, weight 1/{task.t[ex]} each, "
-      f"plus the last movie as a field")
-print("SASRec (max_len 8):", seq.tolist())
+print(f"feature models: a bag of the last {len(bag)} of the {len(prefix)} movies, "
+      f"weight 1/{min(task.t[ex], W)} each, plus the last movie as a field")
+print(f"SASRec (max_len {W + 2}):", seq.tolist())
 pd.DataFrame({"position before t": np.arange(-len(seq), 0),
-              "movie": [task.titles[s - 1] if s else "(padding)" for s in seq]})
+              "movie": [task.titles[s - 1] if s else "(padding)" for s in seq],
+              "in the bag": ["yes" if s and s - 1 in bag else "" for s in seq]})
 
 # %%
-assert np.array_equal(seq[seq > 0] - 1, bag[-8:])  # the end of the bag, in order
-seen = task.seen_before(np.array([ex]))[0].numpy()
-assert set(bag.tolist()) == set(np.flatnonzero(seen).tolist())
+assert np.array_equal(seq[seq > 0] - 1, prefix[-(W + 2):])  # the prefix's end, in order
+assert set(bag.tolist()) == set(prefix[-W:].tolist())  # the bag: the last W, no order
+assert np.allclose(weights, 1 / min(task.t[ex], W))
 
 # %% [markdown]
 # ## The model
@@ -297,60 +316,69 @@ print(f"causal: positions <= i unchanged by later movies (checked for 9 position
 # **cross-entropy over all items** and finds it clearly stronger {cite}`klenitskiy2023dross`.
 # `fit(..., loss="ce")` computes $-\log$ of the softmax of the target's score among every
 # movie the user has not watched before $t$ (the movies the protocol ranks it against).
-# SASRec's three trials, like every model's (`featint/tuning.py`), are the paper's setting
-# and two variants that change only the negatives: the budget's four, and all of them. The
-# trials on record (`make tune`; empty until SASRec is tuned) and the budget:
+# SASRec's trials follow the rule every model's do (`featint/tuning.py`). Its search space,
+# what the tuning record holds of it (`make tune`), and its card, the setting this chapter
+# trains:
 
 # %% tags=["hide-input"]
-budget = Budget()
-print(budget.describe())
+paper_label = PAPERS["sasrec"].setting
+waiting = pending(["sasrec"])
+sasrec_card = card("sasrec", budget)
+on_record = {t["label"]: t for t in load_trials("sasrec")}
 space = pd.DataFrame.from_dict(SPACES["sasrec"], orient="index").astype(object)
-space["paper"] = space.index == PAPER["sasrec"]
-display(space.fillna(""))
-on_record = trials_table()
-sasrec_trials = (on_record[on_record["model"] == "sasrec"].set_index("setting")
-                 if len(on_record) else on_record)
-if len(sasrec_trials):
-    display(sasrec_trials[["paper", "chosen", "mrr", "hr@10", "best_epoch", "epochs"]]
-            .round(4))
+space["paper's"] = ["yes" if label == paper_label else "" for label in space.index]
+space["valid MRR"] = [on_record[label]["valid_mrr"] if label in on_record else "not run"
+                      for label in space.index]
+space["best epoch / epochs"] = [
+    f"{on_record[label]['best_epoch']} / {on_record[label]['epochs']}"
+    if label in on_record else "" for label in space.index]
+display(space)
+budget_lines = [f"| {what} | {value} |" for what, value in budget_rows(budget)]
+display(Markdown("| the budget (every model) | |\n|---|---|\n" + "\n".join(budget_lines)
+                 + (f"\n\nQuick mode: {config.sizes.describe()}, a smoke test only."
+                    if config.quick else "")))
+display(Markdown(sasrec_card.markdown()))
+
+# %% tags=["remove-input"]
+if waiting:
+    state = (f"SASRec's tuning is not complete: {waiting['sasrec']}. Until it is, no "
+             "setting is chosen on validation, so this chapter trains SASRec at its "
+             f"paper's setting, `{paper_label}`, with one seed (seed 0). The "
+             "comparison leaves out a model whose tuning is not complete, so the "
+             "statements below about SASRec against another model come from this "
+             "chapter's own runs, and from the comparison's only where it holds "
+             "SASRec.")
 else:
-    print("No SASRec trials on record yet: the budget trains the space's first "
-          "setting, the paper's.")
+    state = (f"SASRec's tuning is complete: the comparison and this chapter train the "
+             f"trial chosen on validation, `{sasrec_card.chosen}`.")
+display(Markdown(state))
 
 # %% [markdown]
 # Then the models: SASRec, and from the feature-interaction family FM (the simplest) and
 # DeepFM, with MF (user and movie alone) as the last rung of the ladder; each is the
-# comparison's seed-0 model, read from the model cache when it is there.
+# comparison's seed-0 model, read from the model cache when it is there (SASRec at the
+# setting its card shows).
 
 # %%
-names = ("mf", "fm", "deepfm", "sasrec")
+sasrec_setting = SPACES["sasrec"][paper_label] if waiting else None
 models, histories = {}, {}
-for name in names:
-    models[name], histories[name] = trained(name, task)
+for name in ("mf", "fm", "deepfm", "sasrec"):
+    setting = sasrec_setting if name == "sasrec" else None
+    models[name], histories[name] = trained(name, task, setting=setting, progress=False)
 sasrec = models["sasrec"]
-setting = {**model_hparams("sasrec", budget), **budget.fit_args("sasrec")}
-assert sasrec.sequence_length == setting["max_len"]
-assert sasrec.item_embedding.embedding_dim == budget.embed_dim
-print("SASRec as trained:", {key: setting[key] for key in
-                             ("loss", "num_negatives", "lr", "num_blocks", "num_heads",
-                              "dropout", "max_len")})
+assert sasrec.sequence_length == sasrec_card.value("max_len")  # the model is its card
+assert sasrec.item_embedding.embedding_dim == sasrec_card.value("embed_dim")
+assert len(sasrec.blocks) == sasrec_card.value("num_blocks")
+table = pd.DataFrame({
+    NAMES[name]: {"parameters": count_parameters(models[name]),
+                  "best epoch": h.best_epoch, "epochs run": len(h.epochs),
+                  "best valid MRR": h.best["valid_mrr"],
+                  "s per epoch": np.mean([r["seconds"] for r in h.epochs])}
+    for name, h in histories.items()}).T
+table.round(4)
 
-# %% tags=["hide-input"]
-table = pd.DataFrame({name: {"parameters": count_parameters(models[name]),
-                             "best epoch": h.best_epoch, "epochs run": len(h.epochs),
-                             "best valid MRR": h.best["valid_mrr"],
-                             "s per epoch": np.mean([r["seconds"] for r in h.epochs])}
-                      for name, h in histories.items()}).T
-display(table.round(4))
-fig, ax = plt.subplots(figsize=(6, 3.5), layout="constrained")
-for name, h in histories.items():
-    epochs = pd.DataFrame(h.epochs).set_index("epoch")
-    line, = ax.plot(epochs.index, epochs["valid_mrr"], "o-", label=name)
-    ax.plot(h.best_epoch, h.best["valid_mrr"], "*", ms=12, color=line.get_color())
-ax.set(xlabel="epoch", ylabel="validation MRR",
-       title="Validation MRR (★ the epoch kept)")
-ax.xaxis.get_major_locator().set_params(integer=True)
-ax.legend()
+# %%
+plot_histories({NAMES[n]: h for n, h in histories.items()})
 plt.show()
 
 # %% [markdown]
@@ -362,7 +390,7 @@ plt.show()
 
 # %%
 results = evaluate_all(task, models)
-results_table(results)
+results_table(results).rename(index=NAMES)
 
 # %%
 plot_results(results)
@@ -370,76 +398,82 @@ plt.show()
 
 # %% [markdown]
 # Every model ranks the same test examples, so two models are best compared example by
-# example: the paired difference of their per-example hits (HR@10) or reciprocal ranks
-# (MRR), with a bootstrap over examples. Where `results/` holds the comparison's runs of
-# both models, every seed goes in (a two-stage bootstrap over examples and seeds,
-# `featint.stats.paired_difference`); otherwise this chapter's seed 0 alone.
+# example. This chapter's runs (seed 0 of each) are compared by the comparison's pairwise
+# test (`featint.chapter.pairwise_of`): the paired difference of the per-example hits
+# (HR@10) or reciprocal ranks (MRR), every pair of these five models, Holm-corrected. One
+# seed per model: the test holds the noise of the test examples, not that of training.
 
 # %% tags=["hide-input"]
-comparison, note = load_comparison()
-print(note)
-
-
-def ranks_of(name):
-    """(seeds, examples) ranks and their test examples: every seed of results/ when it
-    holds the model (on this chapter's examples), else this chapter's seed-0 run."""
-    mine = results[name]
-    if comparison is not None and name in comparison.aggregates:
-        runs = [comparison.ranks(name, s) for s in comparison.aggregates[name]["seeds"]]
-        if all(np.array_equal(ex, mine.examples) for _, ex in runs):
-            return np.stack([r for r, _ in runs]), mine.examples
-    return mine.ranks[None], mine.examples
-
-
-samples = 500 if quick() else 2000
+rivals = ("fm", "deepfm", "markov", "itemknn")
+own = {metric: pairwise_of(results, ["sasrec", *rivals], metric)
+       for metric in ("hr@10", "mrr")}
 rows = []
-for rival in ("fm", "deepfm", "markov", "itemknn"):
-    for metric in ("hr@10", "mrr"):
-        a, _ = ranks_of("sasrec")
-        b, _ = ranks_of(rival)
-        d, lo, hi = paired_difference(per_example(a, metric), per_example(b, metric),
-                                      num_samples=samples)
-        rows.append({"SASRec minus": rival, "metric": metric, "difference": d,
-                     "lo": lo, "hi": hi, "seeds": f"{len(a)} vs {len(b)}"})
-paired = pd.DataFrame(rows).set_index(["SASRec minus", "metric"])
-display(paired.round(4))
+for metric, result in own.items():
+    for rival in rivals:
+        row = result.pair("sasrec", rival)
+        sign = 1.0 if row["a"] == "sasrec" else -1.0
+        rows.append({"SASRec against": NAMES[rival], "metric": metric,
+                     "SASRec better by": sign * row["difference"],
+                     "lo": min(sign * row["lo"], sign * row["hi"]),
+                     "hi": max(sign * row["lo"], sign * row["hi"]),
+                     "p (Holm)": row["p_adjusted"], "separated": row["separated"]})
+pd.DataFrame(rows).set_index(["SASRec against", "metric"]).round(4)
+
+# %% tags=["hide-input"]
+try:
+    comparison, where = load_comparison()
+except RecordError as err:  # no comparison of this protocol to read (yet)
+    comparison, where = None, f"No comparison to read: {err}"
+print(where)
+in_comparison = comparison is not None and "sasrec" in comparison.aggregates
 
 # %% tags=["remove-input"]
-def verdict(row):
-    if row["lo"] > 0:
-        return "ahead of"
-    if row["hi"] < 0:
-        return "behind"
-    return "level with"
-
-
-words = {rival: verdict(paired.loc[(rival, "hr@10")]) for rival in
-         ("fm", "deepfm", "markov", "itemknn")}
-seeds = paired["seeds"].iloc[0]
-display(Markdown(
-    f"In HR@10 on the test set, SASRec is {words['fm']} FM, {words['deepfm']} DeepFM, "
-    f"{words['markov']} the Markov chain and {words['itemknn']} ItemKNN (95% paired "
-    f"intervals; \"level with\" means that the interval holds zero; seeds "
-    f"{seeds})."
-    + (" These are quick-mode models, trained for seconds: the words describe this run "
-       "and nothing else." if quick() else "")))
+text = ("On this chapter's test examples (seed 0 of each, paired, Holm over the "
+        f"{own['hr@10'].num_pairs} pairs of these five models), in HR@10 SASRec is "
+        + "; ".join(verdict_text(own["hr@10"], "sasrec", r, label=NAMES[r])
+                    for r in rivals)
+        + ". In MRR it is "
+        + "; ".join(verdict_text(own["mrr"], "sasrec", r, label=NAMES[r])
+                    for r in ("fm", "deepfm"))
+        + ". \"Not separated\" means that the test cannot tell the two apart on these "
+        "examples; one seed says nothing about another draw of the weights. ")
+if in_comparison:
+    held = [r for r in rivals if r in comparison.aggregates]
+    text += ("Over the comparison's seeds, in HR@10 SASRec is "
+             + "; ".join(verdict_text(comparison, "sasrec", r, label=NAMES[r])
+                         for r in held) + ".")
+elif comparison is not None:
+    why = comparison.pending.get("sasrec")
+    text += ("The comparison does not hold SASRec"
+             + (f" (left out: {why})" if why else "") + ", so there is no verdict over "
+             "seeds yet.")
+else:
+    text += "There is no comparison of this protocol to read, so no verdict over seeds."
+if config.quick:
+    text += (" (Quick mode: models trained for seconds on a few thousand examples; the "
+             "words describe this run and nothing else.)")
+display(Markdown(text))
 
 # %% [markdown]
 # One seed is one draw of initial weights, negatives and dropout; beside the comparison's
-# seeds (when `results/` holds a comparison of the current protocol with these models):
+# seeds where it has them (a model the comparison does not hold has this chapter's number
+# only):
 
 # %%
-seed_spread(results, ["fm", "deepfm", "sasrec"])
+if comparison is not None:
+    display(seed_spread(results, ["fm", "deepfm", "sasrec"]).rename(index=NAMES))
+else:
+    print(where)
 
 # %% [markdown]
 # ## How far back does SASRec look?
 #
-# The bag gives every past movie the same weight, $1/t$. SASRec's last position chooses its
-# own weights, $\alpha_{\ell j}$ over the keys $j$. Averaged over test examples with long
-# histories, by how many movies before $t$ the key lies (its *lag*), against the weight the
-# bag would give (one over the prefix length): does the trained model read the whole
-# history, or mostly its end, like the Markov chain? The weights are recomputed here from
-# the model's own layers, and the cell checks that its output is `SASRec.encode`'s.
+# The bag gives each of the last $W$ movies the same weight, $1 / W$, and every older movie
+# none. SASRec's last position chooses its own weights, $\alpha_{\ell j}$ over the keys $j$.
+# Averaged over test examples with long histories, by how many movies before $t$ the key
+# lies (its *lag*), against the bag's weights: does the trained model read mostly the
+# window's movies, or further back? The weights are recomputed here from the model's own
+# layers, and the cell checks that its output is `SASRec.encode`'s.
 
 # %%
 @torch.no_grad()
@@ -464,42 +498,41 @@ def last_query_attention(model, seq):
     return torch.stack(weights)
 
 
-long_ex = test_ex[task.t[test_ex] >= 100][:: 4 if quick() else 1][:2000]
-max_lag = 50
+long_ex = test_ex[task.t[test_ex] >= 100][:: 4 if config.quick else 1][:2000]
+max_lag = min(50, sasrec.sequence_length)
 by_lag = []
 for part in np.array_split(long_ex, max(1, len(long_ex) // 256)):
     w = last_query_attention(sasrec, task.context_for(sasrec, part).seq)
     by_lag.append(w[:, :, -max_lag:].flip(-1))  # lag 1 = the movie just before t
 by_lag = torch.cat(by_lag, 1).mean(1).numpy()  # (blocks, max_lag)
-uniform = float(np.mean(1.0 / np.minimum(task.t[long_ex], sasrec.sequence_length)))
-fig, ax = plt.subplots(figsize=(6.5, 3.6), layout="constrained")
 lags = np.arange(1, max_lag + 1)
+bag_weight = np.where(lags <= W, 1 / W, 0.0)  # t >= 100 > W: the bag's 1 / W each
+fig, ax = plt.subplots(figsize=(6.5, 3.6), layout="constrained")
 for b, row in enumerate(by_lag, 1):
-    ax.plot(lags, row, "o-", ms=3, label=f"block {b}")
-ax.axhline(uniform, color="0.5", ls="--", label="the bag's weight, 1 / prefix length")
+    ax.plot(lags, row, "o-", ms=3, label=f"SASRec, block {b}")
+ax.step(lags, bag_weight, where="mid", color="0.5", ls="--",
+        label=f"the bag: 1/{W} on the last {W}, 0 before")
 ax.set(xlabel="lag: movies before t (1 = the last one)", xscale="log",
-       ylabel="mean attention weight of the last position",
+       ylabel="mean weight of the last position",
        title=f"{len(long_ex):,} test examples with t ≥ 100")
 ax.legend()
 plt.show()
-last_five = by_lag[:, :5].sum(1)
 assert np.all(np.isfinite(by_lag)) and np.all(by_lag >= 0)
+in_window = by_lag[:, :W].sum(1)  # the bag's share there: 1
+last_five = by_lag[:, :5].sum(1)  # the bag's: 5 / W
+print(f"weight on the last {W} movies, per block:", np.round(in_window, 3),
+      "| the bag's: 1")
 print("weight on the last 5 movies, per block:", np.round(last_five, 3),
-      f"| the bag's: {5 * uniform:.3f}")
+      f"| the bag's: {5 / W:.2f}")
 
 # %% tags=["remove-input"]
-ratio = last_five[-1] / (5 * uniform)
 display(Markdown(
-    f"In its last block, SASRec's last position puts {last_five[-1]:.1%} of its "
-    f"attention on the five movies just before $t$, {ratio:.1f} times what the bag "
-    "gives them. "
-    + ("It reads mostly the end of the history: recency, the signal the Markov chain "
-       "lives on, and the one a mean-pooled bag dilutes as the history grows."
-       if ratio > 2 else
-       "Its attention is spread over the history about as evenly as the bag's weights."
-       if ratio < 1.5 else
-       "It leans towards the end of the history, but not strongly.")
-    + (" (Quick mode: an almost untrained model.)" if quick() else "")))
+    f"In its last block, SASRec's last position puts {in_window[-1]:.1%} of its "
+    f"attention on the {W} movies of the bag's window and {1 - in_window[-1]:.1%} on "
+    f"older movies, which the bag leaves out; {last_five[-1]:.1%} goes to the last "
+    f"five movies alone, where the bag puts {5 / W:.0%}. These are weights the trained "
+    "model uses, not how much each movie changes its score (chapter 09 measures that)."
+    + (" (Quick mode: an almost untrained model.)" if config.quick else "")))
 
 # %% [markdown]
 # ## Which examples each family wins
@@ -514,15 +547,15 @@ display(Markdown(
 #   users often rate in bursts; within a second the order is the protocol's tie order, not
 #   the user's ([chapter 00](00_data.ipynb)).
 #
-# In each group, the paired difference in HR@10 between SASRec and the feature model with
-# the better *validation* MRR of the two trained here, with its 95% interval (every seed
-# of `results/` where it has them, as above).
+# In each group, SASRec against the feature model with the better *validation* MRR of the
+# two trained here, by the same paired test on this chapter's runs, restricted to the group
+# (`pairwise_of(..., where=group)`), with its 95% interval. Many groups are tested, so a
+# group counts as separated only when it stays so after Holm's correction over all of them.
 
 # %%
 rival = max(("fm", "deepfm"), key=lambda name: histories[name].best["valid_mrr"])
-a, examples = ranks_of("sasrec")
-b, examples_b = ranks_of(rival)
-assert np.array_equal(examples, examples_b)
+examples = results["sasrec"].examples
+assert np.array_equal(examples, results[rival].examples)
 gap_number = [f.name for f in task.schema.context_fields].index("gap")
 assert task.ctx_field[gap_number] == gap_number  # the gap's slot: one per category
 gap_bucket = task.ctx_idx[examples, gap_number] - task.schema.field("gap").offset
@@ -550,21 +583,26 @@ groupings = {
     "previous rating": pd.Categorical.from_codes((gap_bucket > 0).astype(int),
                                                  ["same second", "earlier"]),
 }
-hits_a, hits_b = per_example(a, "hr@10"), per_example(b, "hr@10")
 rows = []
 for grouping, groups in groupings.items():
     for label in groups.categories:
         where = np.asarray(groups == label)
-        if where.sum() < 20:  # too few examples for an interval
+        if where.sum() < 20:  # too few examples for a test
             continue
-        d, lo, hi = paired_difference(hits_a[:, where], hits_b[:, where],
-                                      num_samples=samples)
+        row = pairwise_of(results, ["sasrec", rival], "hr@10", where=where).pair(
+            "sasrec", rival)
+        sign = 1.0 if row["a"] == "sasrec" else -1.0
+        hits = {n: (results[n].ranks[where] <= 10).mean() for n in ("sasrec", rival)}
         rows.append({"grouping": grouping, "group": label, "examples": int(where.sum()),
-                     "SASRec HR@10": hits_a[:, where].mean(),
-                     f"{rival} HR@10": hits_b[:, where].mean(),
-                     "difference": d, "lo": lo, "hi": hi})
+                     "SASRec HR@10": hits["sasrec"],
+                     f"{NAMES[rival]} HR@10": hits[rival],
+                     "difference": sign * row["difference"],
+                     "lo": min(sign * row["lo"], sign * row["hi"]),
+                     "hi": max(sign * row["lo"], sign * row["hi"]), "p": row["p"]})
 by_group = pd.DataFrame(rows)
-display(by_group.set_index(["grouping", "group"]).round(4))
+by_group["p (Holm, all groups)"] = holm(by_group["p"].to_numpy())
+by_group["separated"] = by_group["p (Holm, all groups)"] <= 0.05
+by_group.set_index(["grouping", "group"]).round(4)
 
 # %% tags=["hide-input"]
 parts = list(by_group.groupby("grouping", sort=False))
@@ -573,7 +611,8 @@ fig, axes = plt.subplots(1, len(parts), figsize=(15, 3.8), layout="constrained",
 for ax, (grouping, part) in zip(np.atleast_1d(axes), parts, strict=True):
     y = np.arange(len(part))
     for yi, (_, row) in zip(y, part.iterrows(), strict=True):
-        colour = "C0" if row["lo"] > 0 else "C3" if row["hi"] < 0 else "0.6"
+        colour = ("0.6" if not row["separated"] else
+                  "C0" if row["difference"] > 0 else "C3")
         low, high = row["difference"] - row["lo"], row["hi"] - row["difference"]
         ax.errorbar(row["difference"], yi, xerr=[[low], [high]], fmt="o", color=colour,
                     capsize=3)
@@ -581,14 +620,15 @@ for ax, (grouping, part) in zip(np.atleast_1d(axes), parts, strict=True):
     ax.set_yticks(y, [f"{g} ({n:,})" for g, n in
                       zip(part["group"], part["examples"], strict=True)])
     ax.invert_yaxis()
-    ax.set(title=grouping, xlabel=f"HR@10, SASRec − {rival}")
-fig.suptitle("Where each family wins: paired differences with 95% intervals "
-             "(blue: SASRec ahead, red: behind, grey: the interval holds zero)")
+    ax.set(title=grouping, xlabel=f"HR@10, SASRec − {NAMES[rival]}")
+fig.suptitle("Where each family wins: paired differences with 95% intervals (blue: "
+             "SASRec ahead, red: behind, grey: not separated after Holm over the "
+             "groups)")
 plt.show()
 
 # %% tags=["remove-input"]
-ahead = by_group[by_group["lo"] > 0]
-behind = by_group[by_group["hi"] < 0]
+ahead = by_group[by_group["separated"] & (by_group["difference"] > 0)]
+behind = by_group[by_group["separated"] & (by_group["difference"] < 0)]
 
 
 def listed(part):
@@ -596,30 +636,27 @@ def listed(part):
     return "; ".join(f"{grouping} {label}" for grouping, label in pairs)
 
 
-text = (f"Against {rival}, SASRec is ahead in "
+text = (f"Against {NAMES[rival]}, with Holm's correction over the {len(by_group)} "
+        "groups, SASRec is ahead in "
         + (f"these groups: {listed(ahead)}. " if len(ahead) else "no group. ")
         + "It is behind in "
         + (f"these: {listed(behind)}. " if len(behind) else "none. ")
-        + "In every other group the interval holds zero. ")
+        + "In every other group the test does not separate them. ")
 if not len(ahead) and not len(behind):
     text += ("Nothing separates the families in any group: on these examples, what the "
              "order adds and what the side features add are too small to tell apart.")
-if quick():
+if config.quick:
     text += " (Quick mode: models trained for seconds; the groups mean nothing yet.)"
 display(Markdown(text))
 
 # %% [markdown]
-# What the groups say about the features our models are given. The feature models know
-# the history only as a mean-pooled bag (every movie weighs $1/t$) plus the last movie
-# and a coarse gap: where a user's history is long, the few recent movies that say most
-# about the next one are diluted to a small fraction of the bag, while SASRec's attention
-# can pick them out (the plot above). Where SASRec wins on long histories or short gaps,
-# that is the recency the bag loses; it is the motivation for a history field that keeps
-# only the last $W$ movies, chosen on validation. Where the feature models win (short
-# histories, rare targets, or where the user's demographics and the time of day carry
-# information), they are using what SASRec cannot see at all. And within a same-second
-# burst the order is the protocol's tie order: SASRec can learn nothing from it there,
-# only from which movies came in the burst.
+# What the groups can say about the features each family is given. The feature models see
+# the last $W$ movies as a bag, the last movie and the gap as fields of their own, and the
+# user's demographics, the movie's genres and the time of day; SASRec sees up to `max_len`
+# movies in order and nothing else. A group where SASRec is ahead points at what the order,
+# or a reach beyond the window, adds there; a group where it is behind, at what the side
+# features add. And within a same-second burst the order is the protocol's tie order:
+# SASRec can learn nothing from it there, only from which movies came in the burst.
 
 # %% [markdown]
 # ## Summary
@@ -631,12 +668,13 @@ display(Markdown(text))
 # - The matrix form of masked attention equals the definition written out with loops, and
 #   the fused kernel the model runs equals both; ranking all movies is one matrix product.
 # - It is trained by featint's `fit` under the comparison's budget, one prefix per fit
-#   example, with its paper's loss (BCE, one negative), the budget's four negatives, or
-#   cross-entropy over all movies as its three trials.
-# - Where it stands against the feature-interaction models, and on which examples, is
-#   measured above with paired intervals; the text says what this run shows.
-# - The groups point at the feature the other models lack: an ordered, recency-weighted
-#   view of the history.
+#   example; its setting is its card, and while its tuning record is not complete the card
+#   is its paper's trial (the text after the trials says which holds for this run).
+# - Where it stands against the feature-interaction models, overall and by group, is what
+#   the paired tests above say, and only that: one seed per model in this chapter, every
+#   seed where the comparison holds SASRec.
+# - The attention weights show how much of the last position's attention falls inside the
+#   feature models' window of the last $W$ movies, and how much beyond it.
 #
 # ## Exercises
 #
@@ -699,55 +737,62 @@ def shuffled_ranks(model, examples, keep_last, seed=0):
     return np.concatenate(ranks)
 
 
-order_ex = results["sasrec"].examples
-as_is = results["sasrec"].ranks
-rows = {}
+order_ranks = {"in order": results["sasrec"].ranks}
 for label, keep_last in (("all shuffled", False), ("last movie kept", True)):
-    moved = shuffled_ranks(sasrec, order_ex, keep_last)
-    d, lo, hi = paired_difference(per_example(moved, "hr@10")[None],
-                                  per_example(as_is, "hr@10")[None],
-                                  num_samples=samples)
-    rows[label] = {"HR@10": (moved <= 10).mean(), "change": d, "lo": lo, "hi": hi}
-order_table = pd.DataFrame(rows).T
-display(order_table.round(4))
-display(Markdown(
-    f"In order, SASRec's HR@10 on these examples is {(as_is <= 10).mean():.4f}; with "
-    f"every prefix shuffled it changes by {rows['all shuffled']['change']:+.4f} "
-    f"[{rows['all shuffled']['lo']:+.4f}, {rows['all shuffled']['hi']:+.4f}], with the "
-    f"last movie kept in place by {rows['last movie kept']['change']:+.4f}. FM's "
-    "history is a bag: shuffling the movies before the last one cannot change a single "
-    "score of FM (its last-movie field moves with the last movie, which is why the "
-    "second variant is the fair one to set beside it)."))
+    order_ranks[label] = shuffled_ranks(sasrec, results["sasrec"].examples, keep_last)
+order_test = pairwise({label: per_example(r, "hr@10")[None]
+                       for label, r in order_ranks.items()}, "hr@10")
+pd.DataFrame({label: {"HR@10": (r <= 10).mean(), "MRR": (1 / r).mean()}
+              for label, r in order_ranks.items()}).T.round(4)
+
+# %% tags=["remove-input"]
+display(Markdown(solution(
+    f"In order, SASRec's HR@10 on these examples is "
+    f"{(order_ranks['in order'] <= 10).mean():.4f}. With every prefix shuffled it is "
+    + verdict_text(order_test, "all shuffled", "in order", label="the prefix in order")
+    + "; with the last movie kept in place, "
+    + verdict_text(order_test, "last movie kept", "in order",
+                   label="the prefix in order")
+    + " (one trained model, paired over the test examples, Holm over the three "
+    "pairs). FM's history is a bag: shuffling the movies before the last one cannot "
+    "change a single score of FM (its last-movie field moves with the last movie, "
+    "which is why the second variant is the fair one to set beside it)."
+    + (" (Quick mode: an almost untrained model.)" if config.quick else ""))))
 
 # %% [markdown]
 # **4. Code: how long a prefix?** The paper reads at most $N = 200$ movies on MovieLens-1M.
 # Train SASRec with $N = 20$ and $N = 200$ on a small budget (3 epochs of 20,000 fit
-# examples, everything else as the comparison's) and compare their validation MRR. Set the
-# answer beside the attention-by-lag plot: what would you expect, and what do you see?
+# examples, everything else as the card's) and rank the same validation examples with
+# both. Set the answer beside the attention-by-lag plot: what would you expect, and what do
+# you see?
 
 # %% tags=["hide-input"]
-small = dict(epochs=3, max_examples=20_000, valid_limit=2000,
-             **{key: value for key, value in budget.fit_args("sasrec").items()
-                if key in ("lr", "batch_size", "num_negatives", "loss")},
-             seed=0, progress=False, verbose=False)
-lengths = {}
+shown_setting = sasrec_setting if waiting else None  # the setting this chapter trains
+small = {**fit_args("sasrec", budget, shown_setting), "epochs": 3,
+         "max_examples": 20_000, "valid_limit": 1000, "patience": 3}
+lengths, valid_runs = {}, {}
 for max_len in (20, 200):
-    hparams = {**model_hparams("sasrec", budget), "max_len": max_len}
+    hparams = {**model_hparams("sasrec", budget, shown_setting), "max_len": max_len}
     trial = build_model("sasrec", task, seed=0, **hparams)
-    trial_history = fit(trial, task, **small)
-    lengths[max_len] = {"best valid MRR": trial_history.best["valid_mrr"],
-                        "best epoch": trial_history.best_epoch}
-lengths = pd.DataFrame(lengths).T.rename_axis("max_len")
-assert np.isfinite(lengths["best valid MRR"]).all()
-display(lengths.round(4))
-display(Markdown(
-    f"On this small budget, N = 20 reaches a validation MRR of "
-    f"{lengths.loc[20, 'best valid MRR']:.4f} and N = 200 "
-    f"{lengths.loc[200, 'best valid MRR']:.4f}. If the last position attends mostly to "
-    "the last few movies (the plot above), a short prefix loses little and trains "
-    "faster; one seed and three short epochs cannot tell a small difference from "
-    "noise, and a setting that learns slowly can be behind after three epochs and "
-    "ahead after twenty."))
+    trial_history = fit(trial, task, **small, seed=0, progress=False, verbose=False)
+    label = f"N = {max_len}"
+    valid_runs[label] = evaluate(trial.eval(), task, split="valid", limit=2000,
+                                 progress=False)
+    lengths[label] = {"best epoch": trial_history.best_epoch,
+                      "valid MRR": valid_runs[label].metrics["mrr"],
+                      "valid HR@10": valid_runs[label].metrics["hr@10"]}
+length_test = pairwise_of(valid_runs, metric="mrr")
+pd.DataFrame(lengths).T.round(4)
+
+# %% tags=["remove-input"]
+display(Markdown(solution(
+    f"On this small budget and {length_test.num_examples:,} validation examples, "
+    f"N = 20 is {verdict_text(length_test, 'N = 20', 'N = 200')} (one seed, paired "
+    "over the examples). If the last position attends mostly to the last few movies "
+    "(the plot above), a short prefix loses little and trains faster; a difference "
+    "this test does not separate is noise as far as this run can tell, and a setting "
+    "that learns slowly can be behind after three short epochs and ahead after twenty."
+    + (" (Quick mode: both models barely trained.)" if config.quick else ""))))
 
 # %% [markdown]
 # ## Paper vs. here
@@ -759,41 +804,29 @@ display(Markdown(
 # baseline. Here:
 
 # %% tags=["remove-input"]
-def hr(name):
-    lo, hi = results[name].intervals["hr@10"]
-    return f"{results[name].metrics['hr@10']:.3f} [{lo:.3f}, {hi:.3f}]"
-
-
-paper_vs_here = pd.DataFrame({
-    "paper": {
-        "data": "Amazon Beauty, Games, Steam, MovieLens-1M (6,040 users, 3,416 items)",
-        "split": "leave-one-out: each user's last item for test",
-        "ranking": "the target against 100 sampled items",
-        "headline": "MovieLens-1M: Hit@10 0.8245, NDCG@10 0.5905, ahead of every "
-                    "baseline",
-        "settings": "d = 50, b = 2, one head, n = 200, dropout 0.2, Adam lr 1e-3, "
-                    "batches of 128 sequences, BCE with 1 negative per position",
-    },
-    "here": {
-        "data": "MovieLens 100K (943 users, 1,682 movies)",
-        "split": "the last 20% of each user's examples for test, in time",
-        "ranking": "the target against every movie not yet watched (full, filtered)",
-        "headline": f"HR@10 {hr('sasrec')}; FM {hr('fm')}, "
-                            f"DeepFM {hr('deepfm')}, Markov {hr('markov')} (seed 0)",
-        "settings": f"k = {budget.embed_dim}, b = {setting['num_blocks']}, "
-                    f"{setting['num_heads']} head(s), N = {setting['max_len']}, "
-                    f"dropout {setting['dropout']:g}, Adam lr {setting['lr']:g}, "
-                    f"batches of {budget.batch_size} prefixes, loss {setting['loss']}"
-                    + (f" with {setting['num_negatives']} negative(s)"
-                       if setting["loss"] == "bce" else " over all movies")
-                    + (" (chosen on validation)" if chosen_trial("sasrec")
-                       else " (the paper's setting: SASRec is not tuned yet)"),
-    },
-})
-rows = [f"| | {' | '.join(paper_vs_here.columns)} |",
-        "|---" * (1 + len(paper_vs_here.columns)) + "|"]
-rows += [f"| {row} | {' | '.join(cells)} |" for row, cells in paper_vs_here.iterrows()]
-display(Markdown("\n".join(rows)))
+paper_cell, here_cell = paper_settings(sasrec_card)
+standing = "; ".join(verdict_text(own["hr@10"], "sasrec", r, label=NAMES[r])
+                     for r in rivals)
+if in_comparison:
+    standing += "; over the comparison's seeds " + "; ".join(
+        verdict_text(comparison, "sasrec", r, label=NAMES[r])
+        for r in rivals if r in comparison.aggregates)
+else:
+    standing += " (not in the comparison yet: no verdict over seeds)"
+rows = [
+    ("data", "Amazon Beauty, Games, Steam, MovieLens-1M (6,040 users, 3,416 items)",
+     f"MovieLens 100K ({task.num_users:,} users, {task.num_items:,} movies)"),
+    ("split", "leave-one-out: each user's last item for test",
+     "the last 20% of each user's examples for test, in time"),
+    ("ranking", "the target against 100 sampled items",
+     "the target against every movie not yet watched (full, filtered)"),
+    ("headline", "MovieLens-1M: Hit@10 0.8245, NDCG@10 0.5905, ahead of every baseline",
+     f"HR@10 {value_text(results['sasrec'], 'hr@10')} (seed 0); in HR@10 it is "
+     f"{standing}"),
+    ("settings", paper_cell, here_cell),
+]
+display(Markdown("| | paper | here |\n|---|---|---|\n"
+                 + "\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows)))
 
 # %% [markdown]
 # Why the two may differ: a hit among 101 items is a much easier event than a hit among

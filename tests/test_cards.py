@@ -73,6 +73,7 @@ def setting(monkeypatch):
     monkeypatch.setattr(cards, "setting_of", lambda name: dict(chosen))
     monkeypatch.setattr(cards, "load_trials", lambda name: [])
     monkeypatch.setattr(cards, "chosen_trial", lambda name: None)
+    monkeypatch.setattr(cards, "pending", lambda names: {})
     return chosen
 
 
@@ -96,3 +97,19 @@ def test_dlrm_simplified_s_card_shows_its_mlps(setting):
     setting.update({"lr": 0.02})
     rows = {what: value for what, value, _ in cards.card("dlrm_simplified").rows()}
     assert rows["bottom MLP"] == "64-32" and rows["interaction"] == "cat"
+
+
+def test_a_model_whose_tuning_is_pending_is_shown_at_its_paper_s_trial(records):
+    paper = PAPERS["sasrec"].setting
+    (records / "sasrec.json").write_text(json.dumps({"format": FORMAT, "trials": [
+        {"label": paper, "setting": SPACES["sasrec"][paper], "valid_mrr": 0.06}]}))
+    found = card("sasrec")
+    assert found.chosen is None and "1 of its 3 trials" in found.pending
+    assert found.value("lr") == SPACES["sasrec"][paper]["lr"]
+    assert found.value("num_negatives") == 1 and found.origin["lr"] == "paper"
+    assert "no setting is chosen yet" in found.summary() and "0.0600" in found.summary()
+    assert all(origin != "tuned" for origin in found.origin.values())
+    assert card("deepfm").pending == ""  # a complete record: tuned, nothing pending
+    (records / "fm.json").write_text(json.dumps({"format": FORMAT, "trials": []}))
+    with pytest.raises(featint.tuning.RecordError):  # no paper's trial to show instead
+        card("fm")

@@ -156,6 +156,13 @@ def test_paper_settings_come_from_the_card():
     untuned = Card("random", None, {}, {}, [], 0, None, "a baseline", "", False)
     assert paper_settings(untuned) == ("a baseline",
                                        "nothing to choose; no paper's setting to try")
+    waiting = Card("sasrec", None, {"lr": 0.001}, {"lr": "paper"}, ["loss", "lr"], 3,
+                   "BCE, 1 negative (paper), lr 0.001", "Kang & McAuley (2018)", "d = 50",
+                   True, pending="its tuning record holds 1 of its 3 trials")
+    paper, here = paper_settings(waiting)
+    assert paper == "`BCE, 1 negative (paper), lr 0.001` (Kang & McAuley (2018))"
+    assert here == ("the paper's setting, as no setting is chosen yet (its tuning record "
+                    "holds 1 of its 3 trials); 3 trials are planned; not followed: d = 50")
 
 
 def _plain(ranks, examples=None) -> Evaluation:
