@@ -47,7 +47,7 @@ run: setup
 
 # Training throughput, full test ranking time, peak memory and size per model against the
 # targets, FM's naive vs sum-square pairwise term, and the one-seed time of the main command
-# read from results/ (`make bench BENCH_FLAGS="--main run"` times it here instead: long).
+# read from the comparison's record (`make bench BENCH_FLAGS="--main run"` times it here instead: long).
 # Quote figures from an idle machine.
 bench: setup
 	$(BIN)/python benchmarks/bench.py $(BENCH_FLAGS)
@@ -116,7 +116,7 @@ book: setup
 	$(BIN)/jupyter-book build . $(BOOK_FLAGS)
 
 # Re-execute every notebook in full mode and store its outputs (slow: trains every model).
-# Chapters read their trained models from the model cache (featint/cache.py) that `make run`
+# Chapters read their trained models from the model cache (featint/training.py) that `make run`
 # fills, so after `make run` this mostly ranks and plots. No progress bars in stored outputs.
 outputs: setup
 	for nb in notebooks/*.ipynb; do \

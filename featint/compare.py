@@ -1,8 +1,8 @@
 """The comparison: every model, the same budget, several seeds, the baseline ladder.
 
 :func:`compare` trains each registered model with :func:`featint.train.fit` under one budget
-(:class:`Budget`: the same embedding size, epoch cap, early stopping and learning rate for every
-model), builds the counting baselines of :mod:`featint.baselines` (their settings chosen on
+(:class:`Budget`: the same embedding size, epoch cap, early stopping and batches for every
+model) with the setting its tuning chose on validation (its learning rate among them), builds the counting baselines of :mod:`featint.baselines` (their settings chosen on
 validation), ranks the test set with the protocol's evaluation (``book/protocol.md``; the
 version is recorded), and writes into ``out_dir``:
 
