@@ -242,14 +242,17 @@ def overview(names: list[str] | tuple[str, ...], budget: Budget = BUDGET) -> pd.
     for name in names:
         c = card(name, budget)
         seconds = [t["train_seconds"] for t in load_trials(name) if "train_seconds" in t]
+        done = len({t["label"] for t in load_trials(name)})
         rows[name] = {
-            "trials": c.trials,
+            # a model whose tuning is not complete says how far it got, and chooses nothing
+            "trials": f"{done} of {c.trials} (pending)" if c.pending else c.trials,
             "varied": ", ".join(NAMES.get(k, k) for k in c.tuned) or "–",
-            "chosen": c.chosen or "–",
-            "valid MRR": c.valid_mrr.get(c.chosen, float("nan")),
+            "chosen": "– (tuning not complete)" if c.pending else c.chosen or "–",
+            "valid MRR": (float("nan") if c.pending
+                          else c.valid_mrr.get(c.chosen, float("nan"))),
             "paper's setting": c.paper or "none given",
             "paper tried": "yes" if c.paper_tried else ("–" if c.paper is None else "no"),
-            "paper chosen": ("–" if c.paper is None else
+            "paper chosen": ("–" if c.paper is None or c.pending else
                              "yes" if c.paper == c.chosen else "no"),
             "tuning s": float(sum(seconds)) if seconds else float("nan"),
         }
@@ -269,7 +272,8 @@ def papers_table(names: list[str] | tuple[str, ...], budget: Budget = BUDGET) ->
                       "where the paper states it": c.paper_source,
                       "tried / chosen": ("–" if c.paper is None else
                                          f"{'yes' if c.paper_tried else 'no'} / "
-                                         f"{'yes' if c.paper == c.chosen else 'no'}"),
+                                         + ("– (tuning not complete)" if c.pending else
+                                            "yes" if c.paper == c.chosen else "no")),
                       "not followed here": c.paper_differs or "–"}
     frame = pd.DataFrame.from_dict(rows, orient="index")
     frame.index.name = "model"
@@ -281,6 +285,6 @@ def cards_table(names: list[str] | None = None) -> str:
     tuning record, leaderboard order) as a Markdown table: the README's."""
     names = names if names is not None else ordered([n for n in SPACES if n in PAPERS])
     frame = overview(names)
-    frame["valid MRR"] = frame["valid MRR"].map(lambda v: f"{v:.4f}")
+    frame["valid MRR"] = frame["valid MRR"].map(lambda v: "–" if v != v else f"{v:.4f}")
     frame["tuning s"] = frame["tuning s"].map(lambda v: "–" if v != v else f"{v:,.0f}")
     return markdown_table(frame.astype(str))

@@ -2,9 +2,10 @@
 
 :func:`compare` trains each registered model with :func:`featint.train.fit` under one budget
 (:class:`Budget`: the same embedding size, epoch cap, early stopping and batches for every
-model) with the setting its tuning chose on validation (its learning rate among them), builds the counting baselines of :mod:`featint.baselines` (their settings chosen on
-validation), ranks the test set with the protocol's evaluation (``book/protocol.md``; the
-version is recorded), and writes into ``out_dir``:
+model) with the setting its tuning chose on validation (its learning rate among them), builds
+the counting baselines of :mod:`featint.baselines` (their settings chosen on validation),
+ranks the test set with the protocol's evaluation (``book/protocol.md``; the version is
+recorded), and writes into ``out_dir``:
 
 - ``results.json``: the settings and budget, the machine, one record per (model, seed) run and
   one aggregate per model (layout in :func:`compare`);
