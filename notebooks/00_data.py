@@ -826,34 +826,38 @@ display(Markdown(
 #
 # ### Why recency matters
 #
-# Markov reads one movie, the last one, and nothing else; ItemKNN reads every movie rated so
-# far. The comparison's test sets them side by side:
+# Markov reads one movie, the last one, and nothing else; ItemKNN sums its similarities over
+# the movies rated before $t$, every one of them or only the last few, as its trials above
+# chose on validation. The comparison's test sets them side by side:
 
 # %% tags=["remove-input"]
 markov_vs_knn = {metric: verdict_text(comparison, "markov", "itemknn", metric)
                  for metric in ("hr@10", "mrr", "mean_rank")}
 top = [LABELS[k] for k in ("hr@10", "mrr")
        if verdict(comparison, "markov", "itemknn", k) == "better than"]
+knn_window = choices["itemknn"].setting.get("window")
+knn_reads = (f"the last {knn_window} movies" if knn_window else "every movie so far")
 display(Markdown(
-    "By the comparison's paired test, Markov is " + "; ".join(markov_vs_knn.values())
+    f"The ladder's ItemKNN reads {knn_reads}, as its tuning chose. By the comparison's "
+    "paired test, Markov is " + "; ".join(markov_vs_knn.values())
     + ". " + (f"By {' and '.join(top)} (the top of the list, where the next movie "
-              "should be), the last movie alone is worth more than every movie so far."
+              f"should be), the last movie alone is worth more than {knn_reads}."
               if top else "By HR@10 and MRR, the top of the list, reading the last "
-              "movie alone is not worth more than reading them all.")))
+              f"movie alone is not worth more than reading {knn_reads}.")))
 
 # %% [markdown]
 # HR@10 and MRR look at the top of the list, the mean rank at all of it. Now the other side:
 # give ItemKNN a **window**, so that it sums its similarities over the last $W$ movies only
 # (`ItemKNN(..., window=W)`), and score the validation examples, with the similarity chosen
-# above and counts from the fit period, as `choose` does (the ladder's ItemKNN keeps every
-# movie: it is the protocol's rung). On the right, the same question asked of FM, the curve
+# above and counts from the fit period, as `choose` does (its trials tried every movie and
+# the protocol's window; here every $W$ of the protocol's candidates). On the right, the same question asked of FM, the curve
 # protocol v3 chose its window from (next section).
 
 # %%
 knn_setting, markov_setting = choices["itemknn"].setting, choices["markov"].setting
 recency = {}
 for w in (1, 2, 5, 10, 20, 50, 100, None):
-    knn = ItemKNN(task, "fit", **knn_setting, window=w)  # fit counts score validation
+    knn = ItemKNN(task, "fit", **{**knn_setting, "window": w})  # fit counts, validation
     recency[f"W = {'all' if w is None else w}"] = evaluate(knn, task, split="valid",
                                                          progress=False)
 markov_valid = evaluate(Markov(task, "fit", **markov_setting), task, split="valid",
