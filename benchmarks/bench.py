@@ -475,9 +475,12 @@ def main(argv: list[str] | None = None) -> int:
 
     # the figures above train every model as it was set before tuning; where the comparison
     # now trains another model (another size, width, k), that one's throughput too
-    from featint.tuning import chosen_trial
+    from featint.tuning import chosen_trial, pending
 
-    changed = [n for n in names if model_setup(n, "chosen")[3] != model_setup(n)[3]]
+    # a model whose tuning is not complete has no chosen setting yet: nothing to add for it
+    unsettled = pending(names)
+    changed = [n for n in names if n not in unsettled
+               and model_setup(n, "chosen")[3] != model_setup(n)[3]]
     if changed:
         print("\nTraining throughput of the setting the comparison trains, where its model "
               "differs from the one above (the tuning record)")
