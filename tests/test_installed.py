@@ -28,9 +28,10 @@ import json
 from featint.chapter import load_comparison
 from featint.report import format_leaderboard
 from featint.training import setting_of
-from featint.tuning import SPACES
+from featint.tuning import SPACES, pending
 comparison, note = load_comparison()
-print(json.dumps({"settings": {n: setting_of(n) for n in SPACES}, "note": note,
+print(json.dumps({"settings": {n: setting_of(n) for n in SPACES if n not in pending([n])},
+                  "pending": pending(list(SPACES)), "note": note,
                   "leaderboard": format_leaderboard(comparison.leaderboard())}))
 """
 
