@@ -27,7 +27,15 @@ from featint.evaluate import LABELS
 from featint.models import MODELS
 from featint.report import markdown_table, ordered
 from featint.training import fit_args, model_hparams, setting_of
-from featint.tuning import PAPERS, SPACES, chosen_trial, load_trials, pending, split
+from featint.tuning import (
+    PAPERS,
+    SPACES,
+    chosen_trial,
+    load_trials,
+    pending,
+    shown_setting,
+    split,
+)
 
 #: Constructor arguments that are plumbing (memory, speed), not part of the model.
 PLUMBING = ("chunk", "chunk_elements", "crosses", "bits")
@@ -186,7 +194,7 @@ def card(name: str, budget: Budget = BUDGET) -> Card:
     paper = PAPERS.get(name)
     label = paper.setting if paper else None
     why = pending([name]).get(name, "")
-    setting = dict(space[label]) if why and label in space else setting_of(name)
+    setting = shown_setting(name) or setting_of(name)
     chosen_origin = "paper" if why else "tuned"
     trials = load_trials(name)
     top = chosen_trial(name) if space else None

@@ -249,3 +249,17 @@ def pending(names: Sequence[str], folder: str | Path | None = None) -> dict[str,
         out[name] = (f"its tuning record holds {done} of its {len(space)} trials; "
                      f"`python benchmarks/tune.py --models {name}` runs the rest")
     return out
+
+
+def shown_setting(name: str, folder: str | Path | None = None) -> dict[str, Any] | None:
+    """The setting a chapter or card shows model ``name`` at: None (its tuned setting,
+    :func:`featint.training.setting_of`) once its tuning is complete; while it is
+    :func:`pending`, its paper's trial, the one setting with a reason of its own. A pending
+    model without a paper's trial is a :class:`RecordError` that says how to finish it."""
+    why = pending([name], folder).get(name)
+    if why is None:
+        return None
+    label = PAPERS[name].setting if name in PAPERS else None
+    if label is None or label not in SPACES.get(name, {}):
+        raise RecordError(f"{name}: {why}, and it has no paper's setting to show meanwhile")
+    return dict(SPACES[name][label])

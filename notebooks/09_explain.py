@@ -88,7 +88,7 @@ from featint.models.sasrec import SASRec
 from featint.report import ordered
 from featint.show import source
 from featint.training import trained
-from featint.tuning import PAPERS, SPACES, pending
+from featint.tuning import PAPERS, pending, shown_setting
 
 QUICK = current().quick
 print("quick mode:", QUICK, "| torch threads:", torch.get_num_threads())
@@ -200,18 +200,7 @@ source(SASRec.output)
 # Every model as the comparison trains it (its tuned setting); a model whose tuning
 # is not complete yet, at its paper's setting (one seed), as its card shows it.
 waiting = pending(list(MODELS))
-
-
-def setting_shown(name: str) -> dict | None:
-    """None (the tuned setting) for a tuned model, else its paper's trial."""
-    if name not in waiting:
-        return None
-    if PAPERS[name].setting is None:
-        raise RuntimeError(f"{name}: {waiting[name]}, and it has no paper's setting")
-    return SPACES[name][PAPERS[name].setting]
-
-
-models = {name: trained(name, task, setting=setting_shown(name), progress=False)[0]
+models = {name: trained(name, task, setting=shown_setting(name), progress=False)[0]
           for name in ordered(list(MODELS))}
 
 # %% tags=["remove-input"]

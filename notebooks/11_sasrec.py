@@ -89,7 +89,14 @@ from featint.show import source
 from featint.stats import holm, pairwise
 from featint.train import fit
 from featint.training import fit_args, model_hparams, trained
-from featint.tuning import PAPERS, SPACES, RecordError, load_trials, pending
+from featint.tuning import (
+    PAPERS,
+    SPACES,
+    RecordError,
+    load_trials,
+    pending,
+    shown_setting,
+)
 
 config = current()
 budget = config.budget
@@ -360,7 +367,7 @@ display(Markdown(state))
 # setting its card shows).
 
 # %%
-sasrec_setting = SPACES["sasrec"][paper_label] if waiting else None
+sasrec_setting = shown_setting("sasrec")
 models, histories = {}, {}
 for name in ("mf", "fm", "deepfm", "sasrec"):
     setting = sasrec_setting if name == "sasrec" else None

@@ -156,3 +156,11 @@ def test_a_model_with_trials_missing_is_pending_and_says_how_to_finish(tmp_path)
     assert list(found) == ["fm", "itemknn"]  # random has nothing to tune
     assert f"1 of its {len(space)} trials" in found["fm"] and "--models fm" in found["fm"]
     assert "0 of its" in found["itemknn"]
+
+
+def test_a_pending_model_is_shown_at_its_paper_s_trial_and_a_tuned_one_at_its_choice():
+    assert featint.tuning.shown_setting("fm") is None  # tuned: setting_of decides
+    left_out = pending(list(SPACES))
+    for name in left_out:
+        shown = featint.tuning.shown_setting(name)
+        assert shown == SPACES[name][featint.tuning.PAPERS[name].setting]
