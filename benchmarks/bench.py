@@ -246,6 +246,43 @@ def earlier_package(revision: str, into: Path) -> Path | None:
     return into
 
 
+def speedup_interval(ratios: list[float], level: float = 0.95) -> tuple[float, float, float]:
+    """The geometric mean of the speed-ups ``ratios`` (now / before, one per round) and its
+    t interval, taken on their logarithms, since the noise of a ratio of two timings is a
+    factor: ``(mean, lo, hi)``; with one round there is no interval (nan)."""
+    from featint.stats import t_quantile
+
+    logs = np.log(np.asarray(ratios, dtype=float))
+    centre = float(logs.mean())
+    if len(logs) < 2:
+        return float(np.exp(centre)), float("nan"), float("nan")
+    half = float(t_quantile((1 + level) / 2, len(logs) - 1)) * float(
+        logs.std(ddof=1)) / np.sqrt(len(logs))
+    return float(np.exp(centre)), float(np.exp(centre - half)), float(np.exp(centre + half))
+
+
+def rounds_against(name: str, batches: int, data_dir: str | None, package: Path,
+                   rounds: int) -> list[dict[str, float]]:
+    """``rounds`` more timings of model ``name``'s training step, this code's and
+    ``package``'s one after the other, the one that goes first swapped every round (so
+    neither always meets the machine first): per round, the speed-up now / before in
+    wall-clock and in CPU time of the process."""
+    out = []
+    for r in range(rounds):
+        pair = {}
+        for which in (("now", "before") if r % 2 else ("before", "now")):
+            pair[which] = run_isolated(name, batches, data_dir,
+                                       package if which == "before" else None,
+                                       extra=("--train-only",) if which == "now" else ())
+        if any("error" in row for row in pair.values()):
+            continue
+        now, before = pair["now"], pair["before"]
+        out.append({"wall": now["train_examples_per_s"] / before["train_examples_per_s"],
+                    "cpu": (now["train_examples_per_cpu_s"]
+                            / before["train_examples_per_cpu_s"])})
+    return out
+
+
 def naive_pairwise(xv: torch.Tensor) -> torch.Tensor:
     """``sum_{s<t} <x_s v_s, x_t v_t>`` through all n^2 dot products: the Gram matrix of the
     slots, minus its diagonal, halved. ``(batch, n, k)`` -> ``(batch,)``; O(k n^2)."""
@@ -363,6 +400,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--against-ranking", action="store_true",
                         help="also time the full test ranking of the --against revision's "
                              "code (AFM's takes about a minute)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="rounds of the comparison with --against, the old and the new "
+                             "code one after the other each round (default 1); with more, "
+                             "each model's speed-up gets an interval over the rounds")
     parser.add_argument("--profile", default=None, metavar="MODELS",
                         help="comma-separated: also print where each one's training step "
                              "spends its time (torch.profiler, top operators)")
@@ -374,6 +415,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.batches < 1:
         parser.error(f"--batches must be at least 1, got {args.batches}")
+    if args.repeat < 1:
+        parser.error(f"--repeat must be at least 1, got {args.repeat}")
     if args.one:
         print(json.dumps(measure_model(args.one, args.batches, args.data_dir,
                                        args.train_only, args.setting, args.profile_one,
@@ -471,6 +514,26 @@ def main(argv: list[str] | None = None) -> int:
                           if "before_rank_seconds" in row else "")
                 print(f"{row['model']:<16}{old:>10,.0f}{new:>10,.0f}{new / old:>9.2f}x"
                       f"{cpu:>10.2f}x" + ranked)
+        if args.repeat > 1:
+            print(f"\nThe same over {args.repeat} rounds (the round above and "
+                  f"{args.repeat - 1} more, which code goes first swapped every round): "
+                  "geometric mean of the speed-ups with its 95% t interval")
+            print(f"{'model':<16}{'wall clock':>28}{'per CPU s':>28}")
+            for row in figures["models"]:
+                if "before_examples_per_s" not in row:
+                    continue
+                more = rounds_against(row["model"], args.batches, args.data_dir, before,
+                                      args.repeat - 1)
+                walls = [row["train_examples_per_s"] / row["before_examples_per_s"]]
+                cpus = [row["train_examples_per_cpu_s"]
+                        / row["before_train_examples_per_cpu_s"]]
+                walls += [m["wall"] for m in more]
+                cpus += [m["cpu"] for m in more]
+                row["speedup_rounds"] = {"wall": walls, "cpu": cpus}
+                cells = "".join(
+                    "{:>10.2f}x [{:.2f}, {:.2f}] n={}".format(*speedup_interval(v), len(v))
+                    .rjust(28) for v in (walls, cpus))
+                print(f"{row['model']:<16}{cells}")
     before_dir.cleanup()
 
     # the figures above train every model as it was set before tuning; where the comparison

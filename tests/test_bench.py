@@ -8,6 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from helpers import load_script
@@ -111,3 +112,12 @@ def test_measure_model_names_its_device(bench, ml, monkeypatch):
     row = bench.measure_model("fm", 2, None, device=device)
     assert row["device"] == device and row["rank_seconds"] > 0
     assert ("gpu_peak_mb" in row) == (device == "cuda")
+
+
+def test_speedup_interval_is_a_t_interval_on_the_log_ratios(bench):
+    mean, lo, hi = bench.speedup_interval([0.8, 1.25])  # logs -a, +a: centred on 1
+    assert mean == pytest.approx(1.0)
+    assert lo * hi == pytest.approx(1.0) and lo < 0.8 and hi > 1.25  # t with 1 df is wide
+    assert bench.speedup_interval([0.9, 0.9, 0.9]) == pytest.approx((0.9, 0.9, 0.9))
+    mean, lo, hi = bench.speedup_interval([1.1])
+    assert mean == pytest.approx(1.1) and np.isnan(lo) and np.isnan(hi)
