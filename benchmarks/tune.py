@@ -66,7 +66,7 @@ def _print(name: str, t: dict) -> None:
     """One trial as a line of the table ``main`` prints (no epochs for a counting baseline)."""
     epochs = (f"{t['best_epoch']:>5}{t['epochs']:>5}{t['train_seconds']:>7.0f}"
               if "epochs" in t else "")
-    print(f"{name:<16}{t['label']:<34}{t['valid_mrr']:>8.4f}{t['valid_hr@10']:>8.4f}{epochs}",
+    print(f"{name:<16}{t['label']:<42}{t['valid_mrr']:>8.4f}{t['valid_hr@10']:>8.4f}{epochs}",
           flush=True)
 
 
@@ -120,13 +120,13 @@ def main(argv: list[str] | None = None) -> int:
                      f"{', '.join(ordered(SPACES))}")
     task = featint.build_task(featint.load_movielens(args.data_dir))
     print(f"{TRIALS} trials per model, seed 0, scored on all validation examples")
-    print(f"{'model':<16}{'setting':<34}{'MRR':>8}{'HR@10':>8}{'best':>5}{'run':>5}{'s':>7}",
+    print(f"{'model':<16}{'setting':<42}{'MRR':>8}{'HR@10':>8}{'best':>5}{'run':>5}{'s':>7}",
           flush=True)
     found = tune(task, names, args.out, args.device, progress=not args.quiet)
     print("\nchosen (best validation MRR):")
     for name, trials in found.items():
         top = max(trials, key=lambda t: t["valid_mrr"])
-        print(f"  {name:<16}{top['label']:<34}MRR {top['valid_mrr']:.4f}")
+        print(f"  {name:<16}{top['label']:<42}MRR {top['valid_mrr']:.4f}")
     return 0
 
 
