@@ -10,7 +10,7 @@ around it is featint's:
 - training: :func:`featint.train.fit` itself, so the same batches of 1,024 examples with 4
   unwatched movies drawn per positive and redrawn every epoch (``task.sample_negatives``), the
   same early stopping (patience 5 on validation MRR over the same 2,000 validation examples,
-  best epoch restored, at most 50 epochs: :class:`featint.config.Budget`) and Adam;
+  best epoch restored, the same epoch cap: :class:`featint.config.Budget`) and Adam;
 - tuning: :data:`featint.tuning.TRIALS` settings per twin (:data:`TRIAL_CHANGES`), the
   library's defaults first, each trained with seed 0 and scored on the whole validation set;
   the best validation MRR is the twin's setting, trained with every seed;

@@ -76,8 +76,9 @@ def convergence() -> str:
     from featint.report import convergence_text
 
     comparison = _comparison()
-    cap = comparison.results["settings"]["budget"]["epochs"]
-    text = f"Convergence: {convergence_text(comparison.runs, cap)}."
+    budget = comparison.results["settings"]["budget"]
+    stopped = convergence_text(comparison.runs, budget["epochs"], budget["patience"])
+    text = f"Convergence: {stopped}."
     if comparison.pending:  # registered models the comparison did not train, and why
         text += " Not in this comparison: " + "; ".join(
             f"{name}, because {why}" for name, why in comparison.pending.items()) + "."

@@ -277,7 +277,9 @@ def run_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
           f"mean over seeds {', '.join(map(str, settings['seeds']))}; "
           f"[95% bootstrap interval over test examples]")
     print(format_leaderboard(result.leaderboard()))
-    print(f"\nConvergence: {convergence_text(result.runs, settings['budget']['epochs'])}.")
+    stopped = convergence_text(result.runs, settings["budget"]["epochs"],
+                               settings["budget"]["patience"])
+    print(f"\nConvergence: {stopped}.")
     print(f"Budget: {settings['budget_text']}.")
     chosen = {n: s for n, s in settings["settings"].items() if s}
     if chosen:
@@ -311,8 +313,9 @@ def run_leaderboard(args: argparse.Namespace, parser: argparse.ArgumentParser) -
         print(f"note: {warning}", file=sys.stderr)
     print(format_leaderboard(found.leaderboard(), markdown=args.markdown))
     if not args.markdown:  # the Markdown table alone, as the README embeds it
-        cap = found.results["settings"]["budget"]["epochs"]
-        print(f"\nConvergence: {convergence_text(found.runs, cap)}.")
+        budget = found.results["settings"]["budget"]
+        stopped = convergence_text(found.runs, budget["epochs"], budget["patience"])
+        print(f"\nConvergence: {stopped}.")
     return 0
 
 

@@ -100,7 +100,7 @@ class Budget:
     tuning record) is added by :mod:`featint.training`.
     """
 
-    epochs: int = 50
+    epochs: int = 150
     embed_dim: int = 16
     patience: int = 5
     monitor: str = "mrr"

@@ -85,19 +85,21 @@ def hparams_text(hparams: dict[str, dict[str, Any]]) -> str:
                      for name, args in hparams.items())
 
 
-def convergence_text(runs: list[dict[str, Any]], cap: int) -> str:
-    """One sentence on how the trained runs stopped: a run whose best epoch is the epoch
-    ``cap`` was still improving when the cap cut it off, so its model has not been compared
-    at its best; the sentence names every such run."""
+def convergence_text(runs: list[dict[str, Any]], cap: int, patience: int) -> str:
+    """One sentence on how the trained runs stopped. Early stopping ends a run ``patience``
+    epochs after its best; a run that reached the epoch ``cap`` sooner after its best was
+    cut off by the cap while it might still improve, so its model has not been compared at
+    its best; the sentence names every such run."""
     trained = [r for r in runs if r.get("history")]
     if not trained:
         return "no trained runs"
-    capped = [f"{r['model']} seed {r['seed']}" for r in trained if r["best_epoch"] >= cap]
+    capped = [f"{r['model']} seed {r['seed']}" for r in trained
+              if r["epochs"] >= cap and r["epochs"] - r["best_epoch"] < patience]
     best = [r["best_epoch"] for r in trained]
     if capped:
-        return (f"NOT CONVERGED: {len(capped)} of {len(trained)} trained runs had their best "
-                f"epoch at the {cap}-epoch cap ({', '.join(capped)}); rerun with a higher "
-                f"--epochs")
+        return (f"NOT CONVERGED: {len(capped)} of {len(trained)} trained runs were stopped "
+                f"by the {cap}-epoch cap, not by early stopping ({', '.join(capped)}); "
+                f"rerun with a higher --epochs")
     return (f"every one of the {len(trained)} trained runs was ended by early stopping, none "
             f"by the {cap}-epoch cap (best epochs {min(best)} to {max(best)})")
 

@@ -427,14 +427,18 @@ def test_leaderboard_shows_the_interval_with_seeds_beside_the_test_interval():
 def test_convergence_text_names_runs_stopped_by_the_cap():
     from featint.report import convergence_text
 
-    runs = [{"model": "fm", "seed": 0, "best_epoch": 12, "history": [{}]},
-            {"model": "afm", "seed": 1, "best_epoch": 50, "history": [{}]},
-            {"model": "popular", "seed": 0, "best_epoch": 0, "history": []}]
-    text = convergence_text(runs, 50)
-    assert text.startswith("NOT CONVERGED: 1 of 2") and "afm seed 1" in text
+    runs = [{"model": "fm", "seed": 0, "best_epoch": 12, "epochs": 17, "history": [{}]},
+            {"model": "afm", "seed": 1, "best_epoch": 50, "epochs": 50, "history": [{}]},
+            # still improving 3 epochs before the cap: the cap ended it, not early stopping
+            {"model": "nfm", "seed": 2, "best_epoch": 47, "epochs": 50, "history": [{}]},
+            {"model": "popular", "seed": 0, "best_epoch": 0, "epochs": 0, "history": []}]
+    text = convergence_text(runs, 50, 5)
+    assert text.startswith("NOT CONVERGED: 2 of 3") and "afm seed 1, nfm seed 2" in text
     assert "fm seed 0" not in text
-    text = convergence_text(runs[:1], 50)
+    text = convergence_text(runs[:1], 50, 5)
     assert "none by the 50-epoch cap" in text and "best epochs 12 to 12" in text
+    # five epochs past its best at the cap: early stopping ended it at the cap's epoch
+    assert convergence_text([{**runs[2], "best_epoch": 45}], 50, 5).startswith("every one")
 
 
 def test_tuning_command_prints_each_models_choice(tmp_path, monkeypatch, capsys):
