@@ -85,6 +85,14 @@ def hparams_text(hparams: dict[str, dict[str, Any]]) -> str:
                      for name, args in hparams.items())
 
 
+def capped_runs(runs: list[dict[str, Any]], cap: int, patience: int) -> list[dict[str, Any]]:
+    """The trained runs that the epoch ``cap`` ended rather than early stopping: they reached
+    the cap fewer than ``patience`` epochs after their best epoch, so they might still have
+    improved."""
+    return [r for r in runs if r.get("history")
+            and r["epochs"] >= cap and r["epochs"] - r["best_epoch"] < patience]
+
+
 def convergence_text(runs: list[dict[str, Any]], cap: int, patience: int) -> str:
     """One sentence on how the trained runs stopped. Early stopping ends a run ``patience``
     epochs after its best; a run that reached the epoch ``cap`` sooner after its best was
@@ -93,8 +101,7 @@ def convergence_text(runs: list[dict[str, Any]], cap: int, patience: int) -> str
     trained = [r for r in runs if r.get("history")]
     if not trained:
         return "no trained runs"
-    capped = [f"{r['model']} seed {r['seed']}" for r in trained
-              if r["epochs"] >= cap and r["epochs"] - r["best_epoch"] < patience]
+    capped = [f"{r['model']} seed {r['seed']}" for r in capped_runs(trained, cap, patience)]
     best = [r["best_epoch"] for r in trained]
     if capped:
         return (f"NOT CONVERGED: {len(capped)} of {len(trained)} trained runs were stopped "

@@ -73,6 +73,7 @@ from featint.report import (
     ablation_table,
     annotate_points,
     best_group_text,
+    capped_runs,
     colours,
     difference_cell,
     ladder_lines,
@@ -303,11 +304,10 @@ for metric in TESTED:
     plt.show()
 
 # %% tags=["remove-input"]
-cap = settings["budget"]["epochs"]
-capped = sorted({r["model"] for r in runs
-                 if r["kind"] == "model" and r["best_epoch"] == cap})
-cap_text = (f"Stopped by the {cap}-epoch cap in at least one seed (best epoch = the "
-            f"last one allowed): {names_text(capped)}. Those models might still "
+cap, patience = settings["budget"]["epochs"], settings["budget"]["patience"]
+capped = sorted({r["model"] for r in capped_runs(runs, cap, patience)})
+cap_text = (f"Stopped by the {cap}-epoch cap in at least one seed (fewer than {patience} "
+            f"epochs after its best): {names_text(capped)}. Those models might still "
             "improve: they are compared at this budget, not at their best."
             if capped else
             f"Early stopping, not the {cap}-epoch cap, ended every run.")
@@ -351,10 +351,11 @@ assert "popular" in result.separated_from(best_count)[0], "popular is not the lo
 
 # %% tags=["remove-input"]
 top_rung = result.separated_from("sasrec") if TOP else ([], [])
-sasrec_ahead_of = [n for n in climbers if n in top_rung[0]]
-sasrec_behind = [n for n in climbers if n in top_rung[1]]
-level = [n for n in climbers if n not in sasrec_ahead_of + sasrec_behind]
+# SASRec against the feature-interaction models (the linear model has no pairs: a rung)
 feature_models = [n for n in climbers if n != "linear"]
+sasrec_ahead_of = [n for n in feature_models if n in top_rung[0]]
+sasrec_behind = [n for n in feature_models if n in top_rung[1]]
+level = [n for n in feature_models if n not in sasrec_ahead_of + sasrec_behind]
 rungs_text = "\n".join(ladder_lines(result, climbers + TOP, RUNGS))
 text = ("Random guessing finds the target in the top 10 for "
         f"{aggregates['random']['mean']['hr@10']:.4f} of the test examples; every "

@@ -425,13 +425,14 @@ def test_leaderboard_shows_the_interval_with_seeds_beside_the_test_interval():
 
 
 def test_convergence_text_names_runs_stopped_by_the_cap():
-    from featint.report import convergence_text
+    from featint.report import capped_runs, convergence_text
 
     runs = [{"model": "fm", "seed": 0, "best_epoch": 12, "epochs": 17, "history": [{}]},
             {"model": "afm", "seed": 1, "best_epoch": 50, "epochs": 50, "history": [{}]},
             # still improving 3 epochs before the cap: the cap ended it, not early stopping
             {"model": "nfm", "seed": 2, "best_epoch": 47, "epochs": 50, "history": [{}]},
             {"model": "popular", "seed": 0, "best_epoch": 0, "epochs": 0, "history": []}]
+    assert [r["model"] for r in capped_runs(runs, 50, 5)] == ["afm", "nfm"]
     text = convergence_text(runs, 50, 5)
     assert text.startswith("NOT CONVERGED: 2 of 3") and "afm seed 1, nfm seed 2" in text
     assert "fm seed 0" not in text
