@@ -306,9 +306,9 @@ for metric in TESTED:
 # %% tags=["remove-input"]
 cap, patience = settings["budget"]["epochs"], settings["budget"]["patience"]
 capped = sorted({r["model"] for r in capped_runs(runs, cap, patience)})
-cap_text = (f"Stopped by the {cap}-epoch cap in at least one seed (fewer than {patience} "
-            f"epochs after its best): {names_text(capped)}. Those models might still "
-            "improve: they are compared at this budget, not at their best."
+cap_text = (f"Stopped by the {cap}-epoch cap in at least one seed (fewer than "
+            f"{patience} epochs after its best): {names_text(capped)}. Those models "
+            "might still improve: they are compared at this budget, not at their best."
             if capped else
             f"Early stopping, not the {cap}-epoch cap, ended every run.")
 other_metrics = []
