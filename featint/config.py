@@ -94,7 +94,8 @@ class Budget:
     ``valid_limit`` evenly spread validation examples, None: all 8,289), Adam with learning
     rate ``lr`` and ``weight_decay`` unless a model's tuned setting says otherwise, batches and
     sampled negatives. ``epochs`` is a cap meant never to bind: early stopping ends every run
-    (a run whose best epoch is the cap has not converged, and the comparison says so).
+    (a run that reaches the cap fewer than ``patience`` epochs after its best has not
+    converged, and the comparison says so: :func:`featint.report.capped_runs`).
 
     :func:`featint.train.fit` takes its defaults from here; each model's own setting (the
     tuning record) is added by :mod:`featint.training`.
